@@ -1,0 +1,76 @@
+//! Analysis: turns normalized spans and metric samples into per-version windows
+//! ([`series`]), the versioned dependency graph ([`graph`]) and feeds for the judge
+//! ([`Observer`]). Everything here is bounded and takes `now` as an input.
+
+pub mod config;
+pub mod graph;
+pub mod histogram;
+pub mod series;
+
+use crate::model::{EdgeCall, IngestItem, MetricBatch, SpanBatch, UnixNanos};
+use std::sync::Arc;
+
+/// A consumer of the analysed stream (the judge). Called on the analysis workers, so it
+/// must be quick and must not block.
+pub trait Observer: Send + Sync {
+    /// Spans as they arrive.
+    fn on_spans(&self, _batch: &SpanBatch, _now: UnixNanos) {}
+    /// Calls completed by the graph (paired, or expired into virtual-node edges).
+    fn on_edges(&self, _edges: &[EdgeCall], _now: UnixNanos) {}
+    /// Request-duration metric deltas.
+    fn on_metrics(&self, _batch: &MetricBatch, _now: UnixNanos) {}
+}
+
+/// The analysis state shared by the workers, the judge and the API.
+pub struct Analyzer {
+    pub series: series::SeriesStore,
+    pub graph: graph::Graph,
+    observers: Vec<Arc<dyn Observer>>,
+}
+
+impl Analyzer {
+    pub fn new(state: &config::StateConfig, graph: &graph::config::GraphConfig) -> Self {
+        Self { series: series::SeriesStore::new(state), graph: graph::Graph::new(graph), observers: Vec::new() }
+    }
+
+    /// Adds a consumer of the stream (before the workers start).
+    pub fn add_observer(&mut self, o: Arc<dyn Observer>) {
+        self.observers.push(o);
+    }
+
+    /// Records one ingested item into every structure.
+    pub fn record(&self, item: &IngestItem, now: UnixNanos) {
+        match item {
+            IngestItem::Spans(batch) => {
+                self.series.record_spans(batch, now);
+                let mut edges = Vec::new();
+                self.graph.record_spans(batch, now, &mut edges);
+                for o in &self.observers {
+                    o.on_spans(batch, now);
+                    if !edges.is_empty() {
+                        o.on_edges(&edges, now);
+                    }
+                }
+            }
+            IngestItem::Metrics(batch) => {
+                self.series.record_metrics(batch, now);
+                for o in &self.observers {
+                    o.on_metrics(batch, now);
+                }
+            }
+        }
+    }
+
+    /// Periodic housekeeping (every second): rolls windows, expires the pairing store into
+    /// virtual-node edges, retires idle versions.
+    pub fn tick(&self, now: UnixNanos) {
+        self.series.tick(now);
+        let mut edges = Vec::new();
+        self.graph.tick(now, &mut edges);
+        if !edges.is_empty() {
+            for o in &self.observers {
+                o.on_edges(&edges, now);
+            }
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! The HTTP API on the API address: health, Prometheus metrics, services, graph,
+//! deployments and verdicts, Flagger webhooks and the dashboard.
+
+pub mod config;

@@ -1,0 +1,59 @@
+//! The `verdict` command line: serve, validate and the tools around them.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "verdict", version, about = "Judges every deployment by version within seconds, from OpenTelemetry traces and metrics")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the analyzer (OTLP receivers, judge, alerting, API).
+    Serve(verdict::app::ServeArgs),
+    /// Check a configuration file and report every problem.
+    Validate {
+        /// The configuration file to check.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    verdict::telemetry::init_logs();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => run(verdict::app::serve(args)),
+        Command::Validate { config } => validate(&config),
+    }
+}
+
+fn run(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("verdict: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(path: &std::path::Path) -> ExitCode {
+    match verdict::config::Config::load(Some(path)) {
+        Ok(_) => {
+            println!("{}: configuration is valid", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            ExitCode::from(2)
+        }
+    }
+}
