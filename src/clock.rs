@@ -52,7 +52,9 @@ impl Clock for ManualClock {
 pub fn rfc3339(t: UnixNanos) -> String {
     let dt = time::OffsetDateTime::from_unix_timestamp_nanos(t as i128)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let dt = dt.replace_nanosecond(dt.millisecond() as u32 * 1_000_000).unwrap_or(dt);
+    let dt = dt
+        .replace_nanosecond(dt.millisecond() as u32 * 1_000_000)
+        .unwrap_or(dt);
     dt.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }

@@ -8,7 +8,11 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "verdict", version, about = "Judges every deployment by version within seconds, from OpenTelemetry traces and metrics")]
+#[command(
+    name = "verdict",
+    version,
+    about = "Judges every deployment by version within seconds, from OpenTelemetry traces and metrics"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -420,8 +420,14 @@ mod tests {
     fn scope_serializes_as_contract_names() {
         let s = serde_json::to_string(&Scope::SelfScope).unwrap();
         assert_eq!(s, "\"self\"");
-        assert_eq!(serde_json::to_string(&Signal::ErrorRate).unwrap(), "\"error_rate\"");
-        assert_eq!(serde_json::to_string(&Decision::Rollback).unwrap(), "\"rollback\"");
+        assert_eq!(
+            serde_json::to_string(&Signal::ErrorRate).unwrap(),
+            "\"error_rate\""
+        );
+        assert_eq!(
+            serde_json::to_string(&Decision::Rollback).unwrap(),
+            "\"rollback\""
+        );
     }
 
     #[test]

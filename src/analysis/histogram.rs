@@ -142,7 +142,10 @@ impl LatencyHistogram {
     /// How many recorded values fall in buckets entirely above `ns`'s bucket.
     pub fn count_above(&self, ns: u64) -> u64 {
         let limit = bucket_index(ns);
-        self.buckets().filter(|(i, _)| *i > limit).map(|(_, c)| c).sum()
+        self.buckets()
+            .filter(|(i, _)| *i > limit)
+            .map(|(_, c)| c)
+            .sum()
     }
 
     /// Mean of the bucket representatives, in ns.
@@ -150,7 +153,10 @@ impl LatencyHistogram {
         if self.total == 0 {
             return None;
         }
-        let sum: f64 = self.buckets().map(|(i, c)| bucket_value(i) as f64 * c as f64).sum();
+        let sum: f64 = self
+            .buckets()
+            .map(|(i, c)| bucket_value(i) as f64 * c as f64)
+            .sum();
         Some(sum / self.total as f64)
     }
 
@@ -163,7 +169,10 @@ impl LatencyHistogram {
             put_varint(&mut bytes, c);
             prev = idx as u32;
         }
-        FrozenHistogram { bytes: bytes.into_boxed_slice(), total: self.total }
+        FrozenHistogram {
+            bytes: bytes.into_boxed_slice(),
+            total: self.total,
+        }
     }
 
     /// Heap bytes held (for memory accounting).
@@ -186,7 +195,11 @@ impl FrozenHistogram {
 
     /// Populated buckets as (bucket index, count), in increasing value order.
     pub fn buckets(&self) -> FrozenBuckets<'_> {
-        FrozenBuckets { bytes: &self.bytes, pos: 0, idx: 0 }
+        FrozenBuckets {
+            bytes: &self.bytes,
+            pos: 0,
+            idx: 0,
+        }
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -250,7 +263,10 @@ mod tests {
             let i = bucket_index(v);
             assert!(i >= prev || v < 5000, "monotone");
             let (lo, hi) = bucket_bounds(i);
-            assert!(lo <= v.min(MAX_TRACKABLE_NS) && v.min(MAX_TRACKABLE_NS) < hi, "{v} in [{lo},{hi})");
+            assert!(
+                lo <= v.min(MAX_TRACKABLE_NS) && v.min(MAX_TRACKABLE_NS) < hi,
+                "{v} in [{lo},{hi})"
+            );
             prev = i;
         }
     }

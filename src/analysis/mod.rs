@@ -30,7 +30,11 @@ pub struct Analyzer {
 
 impl Analyzer {
     pub fn new(state: &config::StateConfig, graph: &graph::config::GraphConfig) -> Self {
-        Self { series: series::SeriesStore::new(state), graph: graph::Graph::new(graph), observers: Vec::new() }
+        Self {
+            series: series::SeriesStore::new(state),
+            graph: graph::Graph::new(graph),
+            observers: Vec::new(),
+        }
     }
 
     /// Adds a consumer of the stream (before the workers start).

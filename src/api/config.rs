@@ -13,7 +13,9 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { addr: "0.0.0.0:4319".into() }
+        Self {
+            addr: "0.0.0.0:4319".into(),
+        }
     }
 }
 

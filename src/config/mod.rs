@@ -72,12 +72,16 @@ impl Config {
 
     /// Parses configuration text; collects unknown keys, type errors, unset variables and
     /// failed checks, and returns them all together.
-    pub fn from_yaml(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    pub fn from_yaml(
+        text: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
         let expanded = env::expand(text, lookup).map_err(ConfigErrors)?;
         let value: serde_json::Value = if expanded.trim().is_empty() {
             serde_json::Value::Object(Default::default())
         } else {
-            serde_saphyr::from_str(&expanded).map_err(|e| ConfigErrors(vec![format!("YAML: {e}")]))?
+            serde_saphyr::from_str(&expanded)
+                .map_err(|e| ConfigErrors(vec![format!("YAML: {e}")]))?
         };
         let value = match value {
             serde_json::Value::Null => serde_json::Value::Object(Default::default()),
@@ -129,9 +133,14 @@ fn section_into<T: serde::de::DeserializeOwned>(
     value: serde_json::Value,
     problems: &mut Vec<String>,
 ) -> Option<T> {
-    let value = if value.is_null() { serde_json::Value::Object(Default::default()) } else { value };
+    let value = if value.is_null() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        value
+    };
     let mut unknown = Vec::new();
-    let result: Result<T, _> = serde_ignored::deserialize(value, |path| unknown.push(path.to_string()));
+    let result: Result<T, _> =
+        serde_ignored::deserialize(value, |path| unknown.push(path.to_string()));
     for p in &unknown {
         problems.push(format!("{key}.{p}: unknown key"));
     }
@@ -196,6 +205,8 @@ mod tests {
 /// Checks that `value` is a socket address (`host:port`).
 pub fn check_addr(path: &str, field: &str, value: &str, problems: &mut Vec<String>) {
     if value.parse::<std::net::SocketAddr>().is_err() {
-        problems.push(format!("{path}.{field}: {value:?} is not an address like 0.0.0.0:4317"));
+        problems.push(format!(
+            "{path}.{field}: {value:?} is not an address like 0.0.0.0:4317"
+        ));
     }
 }

@@ -15,7 +15,10 @@ pub struct ReceiverConfig {
 
 impl Default for ReceiverConfig {
     fn default() -> Self {
-        Self { grpc_addr: "0.0.0.0:4317".into(), http_addr: "0.0.0.0:4318".into() }
+        Self {
+            grpc_addr: "0.0.0.0:4317".into(),
+            http_addr: "0.0.0.0:4318".into(),
+        }
     }
 }
 

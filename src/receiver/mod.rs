@@ -2,3 +2,4 @@
 //! analysis, answering clients as the OTLP specification says.
 
 pub mod config;
+pub mod queue;

@@ -1,0 +1,161 @@
+//! The bounded ingest queue between receivers and analysis workers. Receivers never block:
+//! when the queue holds its capacity in items, a push is refused and the receiver answers
+//! with a retryable status (gRPC UNAVAILABLE, HTTP 503 with Retry-After).
+
+use crate::model::IngestItem;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use tokio::sync::mpsc;
+
+/// Why a push was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum QueueError {
+    #[error("ingest queue is full ({depth} of {capacity} items queued)")]
+    Full { depth: usize, capacity: usize },
+    #[error("ingest queue is closed (shutting down)")]
+    Closed,
+}
+
+/// Producer side, shared by all receivers.
+#[derive(Debug)]
+pub struct IngestQueue {
+    tx: mpsc::UnboundedSender<IngestItem>,
+    depth: AtomicUsize,
+    capacity: usize,
+    refused_items: AtomicU64,
+}
+
+/// Consumer side, owned by the analysis workers.
+pub struct IngestReceiver {
+    rx: mpsc::UnboundedReceiver<IngestItem>,
+}
+
+impl IngestQueue {
+    /// A queue holding at most `capacity` items (spans or metric points).
+    pub fn new(capacity: usize) -> (std::sync::Arc<Self>, IngestReceiver) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let q = Self {
+            tx,
+            depth: AtomicUsize::new(0),
+            capacity,
+            refused_items: AtomicU64::new(0),
+        };
+        (std::sync::Arc::new(q), IngestReceiver { rx })
+    }
+
+    /// Queues an item unless that would exceed the capacity. A single item larger than the
+    /// whole capacity is accepted when the queue is empty, so it cannot be refused forever.
+    pub fn try_push(&self, item: IngestItem) -> Result<(), QueueError> {
+        let n = item.len();
+        let mut depth = self.depth.load(Ordering::Acquire);
+        loop {
+            if depth > 0 && depth + n > self.capacity {
+                self.refused_items.fetch_add(n as u64, Ordering::Relaxed);
+                return Err(QueueError::Full {
+                    depth,
+                    capacity: self.capacity,
+                });
+            }
+            match self.depth.compare_exchange_weak(
+                depth,
+                depth + n,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(d) => depth = d,
+            }
+        }
+        self.tx.send(item).map_err(|_| {
+            self.depth.fetch_sub(n, Ordering::AcqRel);
+            QueueError::Closed
+        })
+    }
+
+    /// Items queued now.
+    pub fn depth(&self) -> usize {
+        self.depth.load(Ordering::Acquire)
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Items refused because the queue was full, since start.
+    pub fn refused_items(&self) -> u64 {
+        self.refused_items.load(Ordering::Relaxed)
+    }
+
+    /// Marks an item taken by a worker as done (frees its capacity).
+    fn release(&self, n: usize) {
+        self.depth.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+impl IngestReceiver {
+    /// Next item, or None when every producer is gone and the queue is drained. The caller
+    /// must call [`IngestQueue`]'s accounting through [`IngestReceiver::done`] after
+    /// recording, so capacity reflects work not yet analysed.
+    pub async fn recv(&mut self) -> Option<IngestItem> {
+        self.rx.recv().await
+    }
+
+    /// Non-blocking receive, for draining.
+    pub fn try_recv(&mut self) -> Option<IngestItem> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Frees the capacity of an item once it has been analysed.
+    pub fn done(&self, queue: &IngestQueue, item_len: usize) {
+        queue.release(item_len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{SpanBatch, SpanRecord};
+
+    fn item(n: usize) -> IngestItem {
+        let rec = SpanRecord {
+            resource: Default::default(),
+            trace_id: [1; 16],
+            span_id: [1; 8],
+            parent_span_id: [0; 8],
+            operation: "op".into(),
+            kind: crate::model::SpanKind::Server,
+            start_unix_nano: 0,
+            end_unix_nano: 1,
+            error: false,
+            timing_valid: true,
+            peer: None,
+        };
+        IngestItem::Spans(SpanBatch {
+            spans: vec![rec; n],
+        })
+    }
+
+    #[tokio::test]
+    async fn refuses_when_full_and_frees_after_done() {
+        let (q, mut rx) = IngestQueue::new(10);
+        q.try_push(item(6)).unwrap();
+        assert_eq!(
+            q.try_push(item(6)),
+            Err(QueueError::Full {
+                depth: 6,
+                capacity: 10
+            })
+        );
+        assert_eq!(q.refused_items(), 6);
+        let got = rx.recv().await.unwrap();
+        rx.done(&q, got.len());
+        assert_eq!(q.depth(), 0);
+        q.try_push(item(6)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn oversized_item_accepted_only_when_empty() {
+        let (q, _rx) = IngestQueue::new(4);
+        q.try_push(item(9)).unwrap();
+        assert!(q.try_push(item(1)).is_err());
+    }
+}
