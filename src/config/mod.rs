@@ -154,6 +154,15 @@ fn section_into<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// Checks that `value` is a socket address (`host:port`).
+pub fn check_addr(path: &str, field: &str, value: &str, problems: &mut Vec<String>) {
+    if value.parse::<std::net::SocketAddr>().is_err() {
+        problems.push(format!(
+            "{path}.{field}: {value:?} is not an address like 0.0.0.0:4317"
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,14 +208,5 @@ mod tests {
             n += 1;
         }
         assert!(n >= 1);
-    }
-}
-
-/// Checks that `value` is a socket address (`host:port`).
-pub fn check_addr(path: &str, field: &str, value: &str, problems: &mut Vec<String>) {
-    if value.parse::<std::net::SocketAddr>().is_err() {
-        problems.push(format!(
-            "{path}.{field}: {value:?} is not an address like 0.0.0.0:4317"
-        ));
     }
 }
