@@ -407,6 +407,19 @@ impl DeploymentVerdict {
     }
 }
 
+/// A change seen across versions and services alike (a slow shared database, a traffic
+/// surge): reported separately and never blamed on a deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    pub environment: Name,
+    /// Where it shows (a service, or a database/queue node).
+    pub node: Name,
+    pub signal: Signal,
+    pub summary: String,
+    /// RFC 3339.
+    pub started_at: String,
+}
+
 /// Formats a trace id as lower-case hex.
 pub fn trace_id_hex(id: &[u8; 16]) -> String {
     hex::encode(id)
