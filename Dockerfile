@@ -2,14 +2,8 @@
 # carries only that binary, its embedded default configuration and a non-root user.
 FROM rust:1-bookworm AS builder
 WORKDIR /src
-# Dependencies first, so source edits do not rebuild them.
-COPY Cargo.toml Cargo.lock build.rs* ./
-COPY proto ./proto
-RUN mkdir -p src benches && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
-    && for b in $(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | tail -n +2); do echo 'fn main() {}' > "benches/$b.rs"; done \
-    && cargo build --release --locked --bin verdict || true
 COPY . .
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin verdict
+RUN cargo build --release --locked --bin verdict
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
