@@ -15,6 +15,5 @@ USER verdict
 WORKDIR /var/lib/verdict
 EXPOSE 4317 4318 4319
 STOPSIGNAL SIGTERM
-HEALTHCHECK --interval=10s --timeout=2s CMD ["/usr/local/bin/verdict", "--version"]
 ENTRYPOINT ["/usr/local/bin/verdict"]
 CMD ["serve"]
