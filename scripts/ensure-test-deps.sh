@@ -17,6 +17,6 @@ fi
 
 if ! python3 -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc, opentelemetry.exporter.otlp.proto.http' >/dev/null 2>&1; then
   echo "ensure-test-deps: installing the OpenTelemetry Python SDK"
-  python3 -m pip install -q --disable-pip-version-check \
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
     opentelemetry-sdk opentelemetry-exporter-otlp-proto-grpc opentelemetry-exporter-otlp-proto-http
 fi
