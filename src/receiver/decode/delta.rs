@@ -339,3 +339,7 @@ pub(crate) fn exp_at_scale(b: &Buckets, scale: i32) -> (u64, i64, Vec<u64>) {
     }
     (*zero, first, out)
 }
+
+#[cfg(test)]
+#[path = "delta_tests.rs"]
+mod tests;

@@ -18,8 +18,16 @@ fn parse<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, DecodeError> {
     let text = std::str::from_utf8(body).map_err(|e| DecodeError::InvalidUtf8 {
         field: format!("request body (byte {})", e.valid_up_to()).into(),
     })?;
-    if text.trim().is_empty() {
+    let trimmed = text.trim_start();
+    if trimmed.is_empty() {
         return Ok(T::default());
+    }
+    // serde's derived structs also accept a JSON array (their sequence form); an OTLP/JSON
+    // request is always an object.
+    if !trimmed.starts_with('{') {
+        return Err(DecodeError::InvalidJson(
+            "the request must be a JSON object".into(),
+        ));
     }
     serde_json::from_str(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))
 }

@@ -364,3 +364,7 @@ fn representative_buckets(s: &Sample, ns_per_unit: f64) -> Vec<(u64, u64)> {
     }
     out
 }
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;

@@ -136,3 +136,6 @@ impl DecodeError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
