@@ -138,4 +138,6 @@ impl DecodeError {
 }
 
 #[cfg(test)]
+mod reference_tests;
+#[cfg(test)]
 mod tests;
