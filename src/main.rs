@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run the analyzer (OTLP receivers, judge, alerting, API).
     Serve(verdict::app::ServeArgs),
+    /// Send pre-encoded OTLP trace batches over gRPC and report accepted spans/s.
+    Loadgen(verdict::receiver::loadgen::LoadgenArgs),
     /// Check a configuration file and report every problem.
     Validate {
         /// The configuration file to check.
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => run(verdict::app::serve(args)),
+        Command::Loadgen(args) => run(verdict::receiver::loadgen::run(args)),
         Command::Validate { config } => validate(&config),
     }
 }
