@@ -1,6 +1,7 @@
 //! The HTTP API on the API address: health, Prometheus metrics, services, graph,
 //! deployments and verdicts, Flagger webhooks and the dashboard.
 
+pub mod alerts;
 pub mod config;
 pub mod health;
 
@@ -20,9 +21,14 @@ pub struct AppState {
     pub metrics: Arc<Vec<Arc<dyn ExportMetrics>>>,
     /// Set once the receivers accept data.
     pub ready: Arc<AtomicBool>,
+    /// Alerts and their delivery state.
+    pub alerting: Arc<crate::alert::Alerting>,
 }
 
 /// The API router with every route.
 pub fn router(state: AppState) -> Router {
-    Router::new().merge(health::routes()).with_state(state)
+    Router::new()
+        .merge(health::routes())
+        .merge(alerts::routes())
+        .with_state(state)
 }
