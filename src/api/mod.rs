@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod health;
+pub mod services;
 
 use crate::analysis::Analyzer;
 use crate::clock::Clock;
@@ -24,5 +25,8 @@ pub struct AppState {
 
 /// The API router with every route.
 pub fn router(state: AppState) -> Router {
-    Router::new().merge(health::routes()).with_state(state)
+    Router::new()
+        .merge(health::routes())
+        .merge(services::routes())
+        .with_state(state)
 }
