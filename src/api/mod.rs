@@ -2,6 +2,7 @@
 //! deployments and verdicts, Flagger webhooks and the dashboard.
 
 pub mod config;
+pub mod graph;
 pub mod health;
 pub mod services;
 
@@ -28,5 +29,6 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(services::routes())
+        .merge(graph::routes())
         .with_state(state)
 }
