@@ -1,6 +1,7 @@
 //! The HTTP API on the API address: health, Prometheus metrics, services, graph,
 //! deployments and verdicts, Flagger webhooks and the dashboard.
 
+pub mod alerts;
 pub mod config;
 pub mod graph;
 pub mod health;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub metrics: Arc<Vec<Arc<dyn ExportMetrics>>>,
     /// Set once the receivers accept data.
     pub ready: Arc<AtomicBool>,
+    /// Alerts and their delivery state.
+    pub alerting: Arc<crate::alert::Alerting>,
 }
 
 /// The API router with every route.
@@ -30,5 +33,6 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(services::routes())
         .merge(graph::routes())
+        .merge(alerts::routes())
         .with_state(state)
 }
