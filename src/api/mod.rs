@@ -27,6 +27,30 @@ pub struct AppState {
     pub alerting: Arc<crate::alert::Alerting>,
 }
 
+impl AppState {
+    /// A complete state around `analyzer` for handler tests and tools: default judge and
+    /// alerting settings, the alert store under `data_dir`.
+    pub fn standalone(
+        analyzer: Analyzer,
+        clock: Arc<dyn Clock>,
+        data_dir: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        let now = clock.now();
+        let alerting_cfg = crate::alert::config::AlertingConfig {
+            store_path: data_dir.join("alerts"),
+            ..Default::default()
+        };
+        let alerting = crate::alert::Alerting::open(&alerting_cfg, &[], "http://127.0.0.1", now)?;
+        Ok(Self {
+            analyzer: Arc::new(analyzer),
+            clock,
+            metrics: Arc::new(Vec::new()),
+            ready: Arc::new(AtomicBool::new(true)),
+            alerting,
+        })
+    }
+}
+
 /// The API router with every route.
 pub fn router(state: AppState) -> Router {
     Router::new()

@@ -143,7 +143,6 @@ mod tests {
     use crate::model::{Resource, SpanBatch, SpanKind, SpanRecord};
     use axum::body::Body;
     use axum::http::Request;
-    use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
     use tower::ServiceExt;
 
@@ -186,12 +185,9 @@ mod tests {
         spans.extend((0..3).map(|_| span(&v2, SpanKind::Consumer, 7, true, false)));
         spans.push(span(&staging, SpanKind::Server, 3, false, true));
         analyzer.series.record_spans(&SpanBatch { spans }, NOW);
-        let state = AppState {
-            analyzer: Arc::new(analyzer),
-            clock: Arc::new(ManualClock::new(NOW + 1_000_000_000)),
-            metrics: Arc::new(Vec::new()),
-            ready: Arc::new(AtomicBool::new(true)),
-        };
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(NOW + 1_000_000_000));
+        let state = AppState::standalone(analyzer, clock, dir.path()).unwrap();
         routes().with_state(state)
     }
 

@@ -8,7 +8,8 @@ use std::fmt::Write;
 /// The snapshot as a DOT digraph: one node per (environment, name), one arrow per
 /// versioned edge labelled with versions, requests, errors and p99 latencies.
 pub fn render(s: &GraphSnapshot) -> String {
-    let mut out = String::from("digraph verdict {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n");
+    let mut out =
+        String::from("digraph verdict {\n  rankdir=LR;\n  node [fontname=\"Helvetica\"];\n");
     for n in &s.nodes {
         node(&mut out, n);
     }
