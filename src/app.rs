@@ -1,8 +1,20 @@
 //! Wiring: builds the components from the configuration, starts receivers, analysis
 //! workers, the judge and alerting loops and the API, and shuts them down in stages.
 
+mod workers;
+
+use crate::analysis::Analyzer;
+use crate::api::AppState;
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use anyhow::Context;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// `verdict serve` flags; each overrides the configuration file.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -36,11 +48,115 @@ pub fn resolve_config(args: &ServeArgs) -> anyhow::Result<Config> {
     if let Some(a) = &args.api_addr {
         config.api.addr = a.clone();
     }
+    let mut problems = Vec::new();
+    crate::config::Validate::validate(&config, "", &mut problems);
+    if !problems.is_empty() {
+        return Err(crate::config::ConfigErrors(problems).into());
+    }
     Ok(config)
 }
 
-/// Runs the analyzer until SIGTERM or Ctrl-C.
+/// A running analyzer: its bound addresses and what stops it.
+pub struct RunningApp {
+    pub api_addr: SocketAddr,
+    pub state: AppState,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningApp {
+    /// Stops in stages: receivers stop accepting, analysis drains what was accepted, the
+    /// last tick runs, then the API stops.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Builds every component and starts serving. `clock` is the wall clock in production.
+pub async fn start(config: Config, webhooks: Vec<String>, clock: Arc<dyn Clock>) -> anyhow::Result<RunningApp> {
+    let _ = webhooks;
+    let shutdown = CancellationToken::new();
+    let analyzer = Arc::new(Analyzer::new(&config.state, &config.graph));
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = AppState {
+        analyzer: analyzer.clone(),
+        clock: clock.clone(),
+        metrics: Arc::new(Vec::new()),
+        ready: ready.clone(),
+    };
+    let mut tasks = Vec::new();
+    tasks.push(spawn_ticker(analyzer.clone(), clock.clone(), shutdown.clone()));
+    let (api_addr, api_task) = spawn_api(&config.api.addr, state.clone(), shutdown.clone()).await?;
+    tasks.push(api_task);
+    ready.store(true, Ordering::Release);
+    tracing::info!(api = %api_addr, "verdict serving");
+    Ok(RunningApp { api_addr, state, shutdown, tasks })
+}
+
+/// The once-a-second loop: housekeeping, judging, alerting.
+fn spawn_ticker(analyzer: Arc<Analyzer>, clock: Arc<dyn Clock>, shutdown: CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_secs(1));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = interval.tick() => analyzer.tick(clock.now()),
+            }
+        }
+        analyzer.tick(clock.now());
+    })
+}
+
+async fn spawn_api(addr: &str, state: AppState, shutdown: CancellationToken) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the API on {addr}"))?;
+    let bound = listener.local_addr()?;
+    let router = crate::api::router(state);
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "API server failed");
+        }
+    });
+    Ok((bound, task))
+}
+
+/// Runs the analyzer until SIGTERM or Ctrl-C, then shuts down gracefully and returns.
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let _config = resolve_config(&args)?;
-    anyhow::bail!("serve is not wired yet")
+    let config = resolve_config(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let app = start(config, args.webhooks.clone(), Arc::new(SystemClock)).await?;
+        wait_for_signal().await;
+        tracing::info!("shutting down: draining accepted data");
+        app.stop().await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
 }

@@ -65,6 +65,7 @@ impl IngestQueue {
                 Err(d) => depth = d,
             }
         }
+        // A closed channel hands the item back; its capacity is returned with it.
         self.tx.send(item).map_err(|_| {
             self.depth.fetch_sub(n, Ordering::AcqRel);
             QueueError::Closed
@@ -85,16 +86,16 @@ impl IngestQueue {
         self.refused_items.load(Ordering::Relaxed)
     }
 
-    /// Marks an item taken by a worker as done (frees its capacity).
-    fn release(&self, n: usize) {
+    /// Marks an item taken by a worker as analysed (frees its capacity).
+    pub fn release(&self, n: usize) {
         self.depth.fetch_sub(n, Ordering::AcqRel);
     }
 }
 
 impl IngestReceiver {
-    /// Next item, or None when every producer is gone and the queue is drained. The caller
-    /// must call [`IngestQueue`]'s accounting through [`IngestReceiver::done`] after
-    /// recording, so capacity reflects work not yet analysed.
+    /// Next item, or None when the queue is closed (or every producer is gone) and drained.
+    /// The caller frees the item's capacity with [`IngestQueue::release`] after recording it,
+    /// so the capacity bounds work not yet analysed.
     pub async fn recv(&mut self) -> Option<IngestItem> {
         self.rx.recv().await
     }
@@ -104,9 +105,21 @@ impl IngestReceiver {
         self.rx.try_recv().ok()
     }
 
-    /// Frees the capacity of an item once it has been analysed.
-    pub fn done(&self, queue: &IngestQueue, item_len: usize) {
-        queue.release(item_len);
+    /// Refuses new items from now on; items already queued can still be received.
+    pub fn close(&mut self) {
+        self.rx.close();
+    }
+}
+
+impl crate::telemetry::ExportMetrics for IngestQueue {
+    fn export_metrics(&self, w: &mut crate::telemetry::PromWriter) {
+        use crate::telemetry::PromType;
+        w.family("verdict_ingest_queue_items", PromType::Gauge, "Items (spans, metric points) accepted but not yet analysed.");
+        w.sample("verdict_ingest_queue_items", &[], self.depth() as f64);
+        w.family("verdict_ingest_queue_capacity_items", PromType::Gauge, "Capacity of the ingest queue in items.");
+        w.sample("verdict_ingest_queue_capacity_items", &[], self.capacity as f64);
+        w.family("verdict_ingest_queue_refused_items_total", PromType::Counter, "Items refused with a retryable answer because the queue was full.");
+        w.sample("verdict_ingest_queue_refused_items_total", &[], self.refused_items() as f64);
     }
 }
 
@@ -147,7 +160,7 @@ mod tests {
         );
         assert_eq!(q.refused_items(), 6);
         let got = rx.recv().await.unwrap();
-        rx.done(&q, got.len());
+        q.release(got.len());
         assert_eq!(q.depth(), 0);
         q.try_push(item(6)).unwrap();
     }

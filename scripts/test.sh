@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every check verdict has: formatting, lints, and all tests (unit, property,
+# end-to-end with real OTLP clients, a real Alertmanager and a real headless browser).
+# Installs the real components those tests need when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/ensure-test-deps.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --quiet -- -D warnings
+echo "== cargo test"
+cargo test --all-targets --no-fail-fast 2>&1 | tee target/test-output.log
