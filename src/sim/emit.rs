@@ -6,13 +6,15 @@
 use super::span::{AttrValue, SimResource, SimSpan};
 use opentelemetry::metrics::{Histogram, MeterProvider as _};
 use opentelemetry::trace::{
-    Span as _, SpanContext, SpanId, Status, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer as _,
-    TracerProvider as _,
+    Span as _, SpanContext, SpanId, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
+    Tracer as _, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, IdGenerator, RandomIdGenerator, SdkTracerProvider};
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, IdGenerator, RandomIdGenerator, SdkTracerProvider,
+};
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -42,7 +44,10 @@ pub struct ExportSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum EmitError {
     #[error("building the OTLP exporter for {endpoint}: {source}")]
-    Exporter { endpoint: String, source: opentelemetry_otlp::ExporterBuildError },
+    Exporter {
+        endpoint: String,
+        source: opentelemetry_otlp::ExporterBuildError,
+    },
 }
 
 thread_local! {
@@ -99,7 +104,11 @@ impl Emitter {
         for r in resources {
             sinks.insert(r.clone(), build_sink(&settings, r)?);
         }
-        Ok(Self { settings, sinks, spans_emitted: 0 })
+        Ok(Self {
+            settings,
+            sinks,
+            spans_emitted: 0,
+        })
     }
 
     /// Hands every span of a trace to its resource's SDK pipeline.
@@ -148,7 +157,10 @@ fn resource_of(r: &SimResource) -> opentelemetry_sdk::Resource {
 }
 
 fn build_sink(settings: &ExportSettings, r: &SimResource) -> Result<Sink, EmitError> {
-    let err = |source| EmitError::Exporter { endpoint: settings.endpoint.clone(), source };
+    let err = |source| EmitError::Exporter {
+        endpoint: settings.endpoint.clone(),
+        source,
+    };
     let exporter = match settings.protocol {
         ExportProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
@@ -156,7 +168,10 @@ fn build_sink(settings: &ExportSettings, r: &SimResource) -> Result<Sink, EmitEr
             .build(),
         ExportProtocol::Http => opentelemetry_otlp::SpanExporter::builder()
             .with_http()
-            .with_endpoint(format!("{}/v1/traces", settings.endpoint.trim_end_matches('/')))
+            .with_endpoint(format!(
+                "{}/v1/traces",
+                settings.endpoint.trim_end_matches('/')
+            ))
             .build(),
     }
     .map_err(err)?;
@@ -165,7 +180,9 @@ fn build_sink(settings: &ExportSettings, r: &SimResource) -> Result<Sink, EmitEr
         .with_max_queue_size(65_536)
         .with_max_export_batch_size(1_024)
         .build();
-    let processor = BatchSpanProcessor::builder(exporter).with_batch_config(batch).build();
+    let processor = BatchSpanProcessor::builder(exporter)
+        .with_batch_config(batch)
+        .build();
     let traces = SdkTracerProvider::builder()
         .with_span_processor(processor)
         .with_id_generator(PlannedIds::default())
@@ -179,14 +196,22 @@ fn build_sink(settings: &ExportSettings, r: &SimResource) -> Result<Sink, EmitEr
         }
         None => (None, HashMap::new()),
     };
-    Ok(Sink { traces, tracer, meters, histograms })
+    Ok(Sink {
+        traces,
+        tracer,
+        meters,
+        histograms,
+    })
 }
 
 fn build_meters(
     settings: &ExportSettings,
     r: &SimResource,
     interval: Duration,
-) -> Result<(SdkMeterProvider, HashMap<&'static str, Histogram<f64>>), opentelemetry_otlp::ExporterBuildError> {
+) -> Result<
+    (SdkMeterProvider, HashMap<&'static str, Histogram<f64>>),
+    opentelemetry_otlp::ExporterBuildError,
+> {
     let exporter = match settings.protocol {
         ExportProtocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
             .with_tonic()
@@ -194,13 +219,24 @@ fn build_meters(
             .build()?,
         ExportProtocol::Http => opentelemetry_otlp::MetricExporter::builder()
             .with_http()
-            .with_endpoint(format!("{}/v1/metrics", settings.endpoint.trim_end_matches('/')))
+            .with_endpoint(format!(
+                "{}/v1/metrics",
+                settings.endpoint.trim_end_matches('/')
+            ))
             .build()?,
     };
-    let reader = PeriodicReader::builder(exporter).with_interval(interval).build();
-    let provider = SdkMeterProvider::builder().with_reader(reader).with_resource(resource_of(r)).build();
+    let reader = PeriodicReader::builder(exporter)
+        .with_interval(interval)
+        .build();
+    let provider = SdkMeterProvider::builder()
+        .with_reader(reader)
+        .with_resource(resource_of(r))
+        .build();
     let meter = provider.meter("verdict-sim");
-    let seconds = vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0];
+    let seconds = vec![
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+        10.0,
+    ];
     let millis: Vec<f64> = seconds.iter().map(|s| s * 1000.0).collect();
     let mut h = HashMap::new();
     for (name, unit, bounds) in [
@@ -208,7 +244,14 @@ fn build_meters(
         ("messaging.process.duration", "s", seconds),
         ("rpc.server.duration", "ms", millis),
     ] {
-        h.insert(name, meter.f64_histogram(name).with_unit(unit).with_boundaries(bounds).build());
+        h.insert(
+            name,
+            meter
+                .f64_histogram(name)
+                .with_unit(unit)
+                .with_boundaries(bounds)
+                .build(),
+        );
     }
     Ok((provider, h))
 }

@@ -9,10 +9,11 @@ use std::time::Duration;
 /// z-score of the 99th percentile of the standard normal distribution.
 const Z99: f64 = 2.326_347_874;
 
-/// A latency distribution as written in YAML. Lognormal is the default shape: give its
-/// median and 99th percentile (`{p50: 5ms, p99: 40ms}`).
+/// A latency distribution as written in YAML, told apart by its fields: lognormal from its
+/// median and 99th percentile (`{p50: 5ms, p99: 40ms}`), exponential (`{mean: 5ms}`) or
+/// fixed (`{value: 1ms}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "dist", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum LatencySpec {
     /// Lognormal with the given median and 99th percentile (p99 >= p50).
     Lognormal {
@@ -35,7 +36,10 @@ pub enum LatencySpec {
 
 impl Default for LatencySpec {
     fn default() -> Self {
-        Self::Lognormal { p50: Duration::from_millis(2), p99: Duration::from_millis(10) }
+        Self::Lognormal {
+            p50: Duration::from_millis(2),
+            p99: Duration::from_millis(10),
+        }
     }
 }
 
@@ -43,10 +47,12 @@ impl LatencySpec {
     /// Checks the parameters; returns what is wrong.
     pub fn problem(&self) -> Option<String> {
         match self {
-            Self::Lognormal { p50, p99 } if p50.is_zero() || p99 < p50 => {
-                Some(format!("lognormal needs 0 < p50 <= p99 (got p50 {p50:?}, p99 {p99:?})"))
+            Self::Lognormal { p50, p99 } if p50.is_zero() || p99 < p50 => Some(format!(
+                "lognormal needs 0 < p50 <= p99 (got p50 {p50:?}, p99 {p99:?})"
+            )),
+            Self::Exponential { mean } if mean.is_zero() => {
+                Some("exponential needs mean > 0".into())
             }
-            Self::Exponential { mean } if mean.is_zero() => Some("exponential needs mean > 0".into()),
             _ => None,
         }
     }
@@ -83,7 +89,10 @@ mod tests {
 
     #[test]
     fn lognormal_hits_its_median_and_p99() {
-        let spec = LatencySpec::Lognormal { p50: Duration::from_millis(10), p99: Duration::from_millis(100) };
+        let spec = LatencySpec::Lognormal {
+            p50: Duration::from_millis(10),
+            p99: Duration::from_millis(100),
+        };
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let mut v: Vec<u64> = (0..20_000).map(|_| spec.sample(&mut rng)).collect();
         v.sort_unstable();
@@ -95,7 +104,10 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_reported() {
-        let spec = LatencySpec::Lognormal { p50: Duration::from_millis(10), p99: Duration::from_millis(1) };
+        let spec = LatencySpec::Lognormal {
+            p50: Duration::from_millis(10),
+            p99: Duration::from_millis(1),
+        };
         assert!(spec.problem().is_some());
         assert!(LatencySpec::default().problem().is_none());
     }

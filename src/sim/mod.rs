@@ -3,8 +3,10 @@
 //! Flow: topology + scenario -> traffic (pure traces) -> emit (SDK, OTLP) -> analyzer;
 //! the runner and the demo watch the analyzer's API and webhook.
 
+pub mod demo;
 pub mod emit;
 pub mod latency;
+pub mod runner;
 pub mod scenario;
 pub mod simulate;
 pub mod span;

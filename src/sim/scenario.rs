@@ -11,9 +11,15 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Parse { path: String, source: serde_saphyr::Error },
+    Parse {
+        path: String,
+        source: Box<serde_saphyr::Error>,
+    },
     #[error("{path}: invalid scenario:\n  - {}", .problems.join("\n  - "))]
     Invalid { path: String, problems: Vec<String> },
 }
@@ -192,32 +198,46 @@ impl Scenario {
             rollouts: Vec::new(),
             effects: Vec::new(),
             traffic: Vec::new(),
-            expect: Expect { culprit: None, watch: None, final_verdict: Vec::new() },
+            expect: Expect {
+                culprit: None,
+                watch: None,
+                final_verdict: Vec::new(),
+            },
         }
     }
 
     /// Reads and checks a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: p.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: p.clone(),
+            source,
+        })?;
         Self::from_yaml(&p, &text)
     }
 
     /// Parses and checks scenario text; `path` is used in messages.
     pub fn from_yaml(path: &str, text: &str) -> Result<Scenario, ScenarioError> {
-        let s: Scenario =
-            serde_saphyr::from_str(text).map_err(|source| ScenarioError::Parse { path: path.into(), source })?;
+        let s: Scenario = serde_saphyr::from_str(text).map_err(|source| ScenarioError::Parse {
+            path: path.into(),
+            source: Box::new(source),
+        })?;
         let problems = s.problems();
         if problems.is_empty() {
             Ok(s)
         } else {
-            Err(ScenarioError::Invalid { path: path.into(), problems })
+            Err(ScenarioError::Invalid {
+                path: path.into(),
+                problems,
+            })
         }
     }
 
     /// The environment this run reports into: scenario name and seed.
     pub fn environment(&self) -> String {
-        self.environment.clone().unwrap_or_else(|| format!("{}-s{}", self.name, self.seed))
+        self.environment
+            .clone()
+            .unwrap_or_else(|| format!("{}-s{}", self.name, self.seed))
     }
 
     /// When the first regression or incident starts (None for a healthy run).
@@ -227,37 +247,61 @@ impl Scenario {
 
     /// The deployment whose final verdict is checked.
     pub fn watched(&self) -> Option<DeploymentRef> {
-        let first_rollout =
-            || self.rollouts.first().map(|r| DeploymentRef { service: r.service.clone(), version: r.version.clone() });
-        self.expect.watch.clone().or_else(|| self.expect.culprit.clone()).or_else(first_rollout)
+        let first_rollout = || {
+            self.rollouts.first().map(|r| DeploymentRef {
+                service: r.service.clone(),
+                version: r.version.clone(),
+            })
+        };
+        self.expect
+            .watch
+            .clone()
+            .or_else(|| self.expect.culprit.clone())
+            .or_else(first_rollout)
     }
 
     /// Request rate at an offset.
     pub fn rate_at(&self, offset: Duration) -> f64 {
-        let factor = self.traffic.iter().filter(|t| t.at <= offset).max_by_key(|t| t.at).map_or(1.0, |t| t.factor);
+        let factor = self
+            .traffic
+            .iter()
+            .filter(|t| t.at <= offset)
+            .max_by_key(|t| t.at)
+            .map_or(1.0, |t| t.factor);
         self.rate * factor
     }
 
     fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
-        if !(self.rate > 0.0) {
+        if self.rate.is_nan() || self.rate <= 0.0 {
             p.push(format!("rate: must be above 0 (got {})", self.rate));
         }
         for (i, r) in self.rollouts.iter().enumerate() {
             if r.steps.is_empty() || r.steps.iter().any(|s| !(0.0..=100.0).contains(&s.weight)) {
-                p.push(format!("rollouts[{i}].steps: at least one, weights within 0..=100"));
+                p.push(format!(
+                    "rollouts[{i}].steps: at least one, weights within 0..=100"
+                ));
             }
         }
         for (i, e) in self.effects.iter().enumerate() {
-            let needs_rate = matches!(e.kind, EffectKind::Errors | EffectKind::CalleeErrors | EffectKind::DatabaseErrors);
-            if needs_rate && !(e.rate > 0.0 && e.rate <= 1.0) {
-                p.push(format!("effects[{i}].rate: an error effect needs 0 < rate <= 1"));
+            let needs_rate = matches!(
+                e.kind,
+                EffectKind::Errors | EffectKind::CalleeErrors | EffectKind::DatabaseErrors
+            );
+            if needs_rate && (e.rate.is_nan() || e.rate <= 0.0 || e.rate > 1.0) {
+                p.push(format!(
+                    "effects[{i}].rate: an error effect needs 0 < rate <= 1"
+                ));
             }
             if e.kind == EffectKind::CalleeErrors && (e.callee.is_none() || e.service.is_none()) {
-                p.push(format!("effects[{i}]: callee_errors needs service (the caller) and callee"));
+                p.push(format!(
+                    "effects[{i}]: callee_errors needs service (the caller) and callee"
+                ));
             }
             if !(0.0..=1.0).contains(&e.fraction) || e.factor < 0.0 {
-                p.push(format!("effects[{i}]: fraction within 0..=1 and factor >= 0"));
+                p.push(format!(
+                    "effects[{i}]: fraction within 0..=1 and factor >= 0"
+                ));
             }
         }
         for v in &self.expect.final_verdict {
@@ -272,7 +316,11 @@ impl Scenario {
 impl Rollout {
     /// Weight (0..=1) of the new version at an offset.
     pub fn weight_at(&self, offset: Duration) -> f64 {
-        self.steps.iter().filter(|s| s.at <= offset).max_by_key(|s| s.at).map_or(0.0, |s| s.weight / 100.0)
+        self.steps
+            .iter()
+            .filter(|s| s.at <= offset)
+            .max_by_key(|s| s.at)
+            .map_or(0.0, |s| s.weight / 100.0)
     }
 }
 
@@ -284,7 +332,8 @@ impl Effect {
 
     /// Applies to this service and version (None in the effect matches everything).
     pub fn matches(&self, service: &str, version: &str) -> bool {
-        self.service.as_deref().is_none_or(|s| s == service) && self.version.as_deref().is_none_or(|v| v == version)
+        self.service.as_deref().is_none_or(|s| s == service)
+            && self.version.as_deref().is_none_or(|v| v == version)
     }
 }
 
@@ -324,13 +373,19 @@ expect: {final_verdict: [rollback], culprit: {service: a, version: "2"}}
         assert_eq!(s.rate_at(Duration::from_secs(19)), 10.0);
         assert_eq!(s.rate_at(Duration::from_secs(21)), 50.0);
         assert_eq!(s.onset(), Some(Duration::from_secs(40)));
-        assert!(!s.effects[0].active(Duration::from_secs(39)) && s.effects[0].active(Duration::from_secs(40)));
+        assert!(
+            !s.effects[0].active(Duration::from_secs(39))
+                && s.effects[0].active(Duration::from_secs(40))
+        );
     }
 
     #[test]
     fn error_effect_without_rate_is_rejected() {
         let yaml = "name: t\nrate: 1\nduration: 1s\neffects: [{kind: errors, at: 1s}]\nexpect: {final_verdict: [maybe]}\n";
         let err = Scenario::from_yaml("t", yaml).unwrap_err().to_string();
-        assert!(err.contains("effects[0].rate") && err.contains("unknown verdict"), "{err}");
+        assert!(
+            err.contains("effects[0].rate") && err.contains("unknown verdict"),
+            "{err}"
+        );
     }
 }

@@ -67,7 +67,9 @@ pub struct SimStats {
 
 /// Runs `verdict simulate` until its duration or Ctrl-C.
 pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let (topo, scenario) = load(&args)?;
         let settings = ExportSettings {
@@ -123,7 +125,9 @@ pub fn load(args: &SimulateArgs) -> Result<(Topology, Scenario), SimError> {
 
 /// Unix nanoseconds now.
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Emits the scenario in real time: offset zero is now; returns when its duration has
@@ -176,7 +180,10 @@ pub async fn emit_burst(
         let trace = generator.next_trace();
         emitter.emit(&trace.spans)?;
     }
-    let stats = SimStats { requests: requests as u64, spans: emitter.spans_emitted };
+    let stats = SimStats {
+        requests: requests as u64,
+        spans: emitter.spans_emitted,
+    };
     let _ = tokio::task::spawn_blocking(move || emitter.shutdown()).await;
     Ok(stats)
 }

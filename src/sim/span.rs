@@ -83,9 +83,12 @@ pub struct SimTrace {
 impl SimSpan {
     /// A string attribute by key (tests and the runner's summaries).
     pub fn attr_str(&self, key: &str) -> Option<&str> {
-        self.attributes.iter().find(|(k, _)| *k == key).and_then(|(_, v)| match v {
-            AttrValue::Str(s) => Some(s.as_str()),
-            AttrValue::Int(_) => None,
-        })
+        self.attributes
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| match v {
+                AttrValue::Str(s) => Some(s.as_str()),
+                AttrValue::Int(_) => None,
+            })
     }
 }

@@ -8,18 +8,33 @@ use std::path::Path;
 
 /// Topologies shipped in the binary, by name.
 pub const EMBEDDED: &[(&str, &str)] = &[
-    ("otel-demo", include_str!("../../config/topologies/otel-demo.yaml")),
-    ("train-ticket", include_str!("../../config/topologies/train-ticket.yaml")),
-    ("online-boutique", include_str!("../../config/topologies/online-boutique.yaml")),
+    (
+        "otel-demo",
+        include_str!("../../config/topologies/otel-demo.yaml"),
+    ),
+    (
+        "train-ticket",
+        include_str!("../../config/topologies/train-ticket.yaml"),
+    ),
+    (
+        "online-boutique",
+        include_str!("../../config/topologies/online-boutique.yaml"),
+    ),
 ];
 
 /// Why a topology could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TopologyError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{name}: {source}")]
-    Parse { name: String, source: serde_saphyr::Error },
+    Parse {
+        name: String,
+        source: Box<serde_saphyr::Error>,
+    },
     #[error("{name}: invalid topology:\n  - {}", .problems.join("\n  - "))]
     Invalid { name: String, problems: Vec<String> },
     #[error("no topology file or embedded topology named {0:?} (embedded: otel-demo, train-ticket, online-boutique)")]
@@ -218,8 +233,10 @@ impl Topology {
     pub fn load(name_or_path: &str) -> Result<Topology, TopologyError> {
         let path = Path::new(name_or_path);
         if path.exists() {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| TopologyError::Read { path: name_or_path.into(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {
+                path: name_or_path.into(),
+                source,
+            })?;
             return Self::from_yaml(name_or_path, &text);
         }
         match EMBEDDED.iter().find(|(n, _)| *n == name_or_path) {
@@ -230,19 +247,29 @@ impl Topology {
 
     /// Parses and validates YAML text; `name` is used in messages.
     pub fn from_yaml(name: &str, text: &str) -> Result<Topology, TopologyError> {
-        let topo: Topology = serde_saphyr::from_str(text)
-            .map_err(|source| TopologyError::Parse { name: name.into(), source })?;
+        let topo: Topology =
+            serde_saphyr::from_str(text).map_err(|source| TopologyError::Parse {
+                name: name.into(),
+                source: Box::new(source),
+            })?;
         let problems = topo.problems();
         if problems.is_empty() {
             Ok(topo)
         } else {
-            Err(TopologyError::Invalid { name: name.into(), problems })
+            Err(TopologyError::Invalid {
+                name: name.into(),
+                problems,
+            })
         }
     }
 
     /// Instances of a service.
     pub fn instances_of(&self, service: &str) -> u32 {
-        self.services.get(service).and_then(|s| s.instances).unwrap_or(self.instances).max(1)
+        self.services
+            .get(service)
+            .and_then(|s| s.instances)
+            .unwrap_or(self.instances)
+            .max(1)
     }
 
     /// Every problem: dangling references, bad probabilities and distributions.
@@ -253,7 +280,10 @@ impl Topology {
         }
         for (i, e) in self.entrypoints.iter().enumerate() {
             if !self.has_operation(&e.service, &e.operation) {
-                p.push(format!("entrypoints[{i}]: no operation {}/{}", e.service, e.operation));
+                p.push(format!(
+                    "entrypoints[{i}]: no operation {}/{}",
+                    e.service, e.operation
+                ));
             }
         }
         for (name, s) in &self.services {
@@ -274,12 +304,19 @@ impl Topology {
         }
         for (name, d) in &self.databases {
             check_latency(&mut p, &format!("databases.{name}.latency"), &d.latency);
-            check_rate(&mut p, &format!("databases.{name}.error_rate"), d.error_rate);
+            check_rate(
+                &mut p,
+                &format!("databases.{name}.error_rate"),
+                d.error_rate,
+            );
         }
         for (name, q) in &self.queues {
             for (i, c) in q.consumers.iter().enumerate() {
                 if !self.has_operation(&c.service, &c.operation) {
-                    p.push(format!("queues.{name}.consumers[{i}]: no operation {}/{}", c.service, c.operation));
+                    p.push(format!(
+                        "queues.{name}.consumers[{i}]: no operation {}/{}",
+                        c.service, c.operation
+                    ));
                 }
             }
         }
@@ -289,7 +326,9 @@ impl Topology {
     fn check_call(&self, p: &mut Vec<String>, path: &str, c: &Call) {
         let targets = [c.service.is_some(), c.database.is_some(), c.queue.is_some()];
         if targets.iter().filter(|t| **t).count() != 1 {
-            p.push(format!("{path}: name exactly one of service, database, queue"));
+            p.push(format!(
+                "{path}: name exactly one of service, database, queue"
+            ));
         }
         if let Some(s) = &c.service {
             match &c.operation {
@@ -298,7 +337,11 @@ impl Topology {
                 None => p.push(format!("{path}: a service call needs an operation")),
             }
         }
-        if let Some(d) = c.database.as_ref().filter(|d| !self.databases.contains_key(*d)) {
+        if let Some(d) = c
+            .database
+            .as_ref()
+            .filter(|d| !self.databases.contains_key(*d))
+        {
             p.push(format!("{path}: no database {d}"));
         }
         if let Some(q) = c.queue.as_ref().filter(|q| !self.queues.contains_key(*q)) {
@@ -308,7 +351,9 @@ impl Topology {
     }
 
     fn has_operation(&self, service: &str, op: &str) -> bool {
-        self.services.get(service).is_some_and(|s| s.operations.contains_key(op))
+        self.services
+            .get(service)
+            .is_some_and(|s| s.operations.contains_key(op))
     }
 }
 
@@ -332,7 +377,11 @@ mod tests {
     fn every_embedded_topology_loads() {
         for (name, _) in EMBEDDED {
             let t = Topology::load(name).unwrap_or_else(|e| panic!("{e}"));
-            assert!(t.services.len() >= 8, "{name} has {} services", t.services.len());
+            assert!(
+                t.services.len() >= 8,
+                "{name} has {} services",
+                t.services.len()
+            );
         }
     }
 
@@ -349,7 +398,12 @@ services:
         calls: [{service: b, operation: Get}, {database: db}, {service: a, database: db, operation: "GET /"}]
 "#;
         let err = Topology::from_yaml("t", yaml).unwrap_err().to_string();
-        for needle in ["entrypoints[1]", "calls[0]: no operation b/Get", "calls[1]: no database db", "calls[2]: name exactly one"] {
+        for needle in [
+            "entrypoints[1]",
+            "calls[0]: no operation b/Get",
+            "calls[1]: no database db",
+            "calls[2]: name exactly one",
+        ] {
             assert!(err.contains(needle), "missing {needle} in {err}");
         }
     }

@@ -49,12 +49,25 @@ pub enum TrafficError {
 
 impl TrafficGen {
     /// A generator for `scenario` on `topo`, with offset zero at `t0` (unix nanos).
-    pub fn new(topo: Arc<Topology>, scenario: Arc<Scenario>, t0: u64) -> Result<Self, TrafficError> {
+    pub fn new(
+        topo: Arc<Topology>,
+        scenario: Arc<Scenario>,
+        t0: u64,
+    ) -> Result<Self, TrafficError> {
         let weights: Vec<f64> = topo.entrypoints.iter().map(|e| e.weight).collect();
-        let entry = WeightedIndex::new(&weights).map_err(|e| TrafficError::Weights(e.to_string()))?;
+        let entry =
+            WeightedIndex::new(&weights).map_err(|e| TrafficError::Weights(e.to_string()))?;
         let fleets = build_fleets(&topo, &scenario)?;
         let rng = StdRng::seed_from_u64(scenario.seed);
-        Ok(Self { topo, scenario, fleets, entry, rng, t0, next_offset: 0.0 })
+        Ok(Self {
+            topo,
+            scenario,
+            fleets,
+            entry,
+            rng,
+            t0,
+            next_offset: 0.0,
+        })
     }
 
     /// Every resource that may emit, so providers can be built up front.
@@ -85,26 +98,50 @@ impl TrafficGen {
         let e = &self.topo.entrypoints[self.entry.sample(&mut self.rng)];
         let (service, operation) = (e.service.clone(), e.operation.clone());
         let offset_nanos = offset.as_nanos() as u64;
-        let mut b = TraceBuilder { generator: self, trace_id, offset, spans: Vec::new() };
+        let mut b = TraceBuilder {
+            generator: self,
+            trace_id,
+            offset,
+            spans: Vec::new(),
+        };
         let start = b.generator.t0 + offset_nanos;
-        b.serve(&service, &operation, None, [0; 8], start, super::traffic_calls::Via::Entry, 0);
+        b.serve(
+            &service,
+            &operation,
+            None,
+            [0; 8],
+            start,
+            super::traffic_calls::Via::Entry,
+            0,
+        );
         // The request ends "now": shift so the root ends at its arrival instant, as an
         // SDK exports spans once they end.
-        let root_end = b.spans.iter().find(|s| s.parent_span_id == [0; 8]).map_or(start, |s| s.end_unix_nano);
+        let root_end = b
+            .spans
+            .iter()
+            .find(|s| s.parent_span_id == [0; 8])
+            .map_or(start, |s| s.end_unix_nano);
         let shift = root_end.saturating_sub(start);
         let mut spans = b.spans;
         for s in &mut spans {
             s.start_unix_nano -= shift.min(s.start_unix_nano);
             s.end_unix_nano -= shift.min(s.end_unix_nano);
         }
-        SimTrace { offset_nanos, spans }
+        SimTrace {
+            offset_nanos,
+            spans,
+        }
     }
 
     /// Chooses the version (by rollout weight) and then an instance of a service.
     pub(super) fn pick(&mut self, service: &str, offset: Duration) -> SimResource {
         let fleet = &self.fleets[service];
         let group = match &fleet.rollout {
-            Some((i, new)) if self.rng.random::<f64>() < self.scenario.rollouts[*i].weight_at(offset) => new,
+            Some((i, new))
+                if self.rng.random::<f64>() < self.scenario.rollouts[*i].weight_at(offset) =>
+            {
+                new
+            }
             _ => &fleet.baseline,
         };
         let n = group.len().max(1);
@@ -122,8 +159,14 @@ impl TrafficGen {
     ) -> (f64, u64) {
         let (mut factor, mut extra) = (1.0, 0u64);
         let scenario = self.scenario.clone();
-        for e in scenario.effects.iter().filter(|e| e.kind == kind && e.active(offset) && e.matches(&r.service, &r.version)) {
-            if e.operation.as_deref().is_some_and(|o| o != filter.0) || e.database.as_deref().is_some_and(|d| d != filter.1) {
+        for e in scenario
+            .effects
+            .iter()
+            .filter(|e| e.kind == kind && e.active(offset) && e.matches(&r.service, &r.version))
+        {
+            if e.operation.as_deref().is_some_and(|o| o != filter.0)
+                || e.database.as_deref().is_some_and(|d| d != filter.1)
+            {
                 continue;
             }
             if self.rng.random::<f64>() < e.fraction {
@@ -176,19 +219,41 @@ impl TraceBuilder<'_> {
     }
 }
 
-fn build_fleets(topo: &Topology, scenario: &Scenario) -> Result<BTreeMap<String, Fleet>, TrafficError> {
+fn build_fleets(
+    topo: &Topology,
+    scenario: &Scenario,
+) -> Result<BTreeMap<String, Fleet>, TrafficError> {
     let env = scenario.environment();
     let mut fleets = BTreeMap::new();
     for (name, svc) in &topo.services {
         let n = topo.instances_of(name);
-        let baseline = (0..n).map(|i| SimResource::new(&env, name, &svc.version, i)).collect();
-        fleets.insert(name.clone(), Fleet { baseline, rollout: None });
+        let baseline = (0..n)
+            .map(|i| SimResource::new(&env, name, &svc.version, i))
+            .collect();
+        fleets.insert(
+            name.clone(),
+            Fleet {
+                baseline,
+                rollout: None,
+            },
+        );
     }
     for (i, r) in scenario.rollouts.iter().enumerate() {
-        let fleet = fleets.get_mut(&r.service).ok_or_else(|| TrafficError::UnknownService(r.service.clone()))?;
+        let fleet = fleets
+            .get_mut(&r.service)
+            .ok_or_else(|| TrafficError::UnknownService(r.service.clone()))?;
         let replacement = r.steps.iter().any(|s| s.weight >= 100.0);
-        let n = r.instances.unwrap_or(if replacement { topo.instances_of(&r.service) } else { 1 }).max(1);
-        let new = (0..n).map(|k| SimResource::new(&env, &r.service, &r.version, k)).collect();
+        let n = r
+            .instances
+            .unwrap_or(if replacement {
+                topo.instances_of(&r.service)
+            } else {
+                1
+            })
+            .max(1);
+        let new = (0..n)
+            .map(|k| SimResource::new(&env, &r.service, &r.version, k))
+            .collect();
         fleet.rollout = Some((i, new));
     }
     Ok(fleets)

@@ -57,8 +57,14 @@ impl TraceBuilder<'_> {
         let svc = &topo.services[service];
         let operation = &svc.operations[op];
         let span_id = self.new_span_id();
-        let base = operation.latency.as_ref().unwrap_or(&svc.latency).sample(&mut self.generator.rng);
-        let (factor, extra) = self.generator.latency_effect(EffectKind::Latency, &res, (op, ""), offset);
+        let base = operation
+            .latency
+            .as_ref()
+            .unwrap_or(&svc.latency)
+            .sample(&mut self.generator.rng);
+        let (factor, extra) =
+            self.generator
+                .latency_effect(EffectKind::Latency, &res, (op, ""), offset);
         let self_time = (base as f64 * factor) as u64 + extra;
         let mut t = start + self_time / 2;
         let mut failed = false;
@@ -75,14 +81,33 @@ impl TraceBuilder<'_> {
         }
         let end = t + self_time - self_time / 2;
         let mut p_err = operation.error_rate.unwrap_or(svc.error_rate);
-        p_err = 1.0 - (1.0 - p_err) * (1.0 - self.generator.error_effect(EffectKind::Errors, &res, (op, "", ""), offset));
+        p_err = 1.0
+            - (1.0 - p_err)
+                * (1.0
+                    - self
+                        .generator
+                        .error_effect(EffectKind::Errors, &res, (op, "", ""), offset));
         if let Some(c) = caller {
-            let provoked = self.generator.error_effect(EffectKind::CalleeErrors, c, (op, "", service), offset);
+            let provoked =
+                self.generator
+                    .error_effect(EffectKind::CalleeErrors, c, (op, "", service), offset);
             p_err = 1.0 - (1.0 - p_err) * (1.0 - provoked);
         }
         let error = failed | (self.generator.rng.random::<f64>() < p_err);
-        let kind = if via == Via::Queue { SpanKind::Consumer } else { SpanKind::Server };
-        let (name, attributes, metric) = served_attributes(svc.protocol, svc.rpc_service.as_deref(), service, op, via, error, end - start);
+        let kind = if via == Via::Queue {
+            SpanKind::Consumer
+        } else {
+            SpanKind::Server
+        };
+        let (name, attributes, metric) = served_attributes(
+            svc.protocol,
+            svc.rpc_service.as_deref(),
+            service,
+            op,
+            via,
+            error,
+            end - start,
+        );
         self.spans.push(SimSpan {
             resource: res,
             trace_id: self.trace_id,
@@ -100,7 +125,14 @@ impl TraceBuilder<'_> {
     }
 
     /// One call made by `res` at `t`; returns the caller-side end and failure.
-    fn call(&mut self, call: &Call, res: &SimResource, parent: [u8; 8], t: u64, depth: usize) -> (u64, bool) {
+    fn call(
+        &mut self,
+        call: &Call,
+        res: &SimResource,
+        parent: [u8; 8],
+        t: u64,
+        depth: usize,
+    ) -> (u64, bool) {
         if let (Some(callee), Some(op)) = (&call.service, &call.operation) {
             return self.call_service(callee, op, res, parent, t, depth);
         }
@@ -113,33 +145,87 @@ impl TraceBuilder<'_> {
         (t, false)
     }
 
-    fn call_service(&mut self, callee: &str, op: &str, res: &SimResource, parent: [u8; 8], t: u64, depth: usize) -> (u64, bool) {
+    fn call_service(
+        &mut self,
+        callee: &str,
+        op: &str,
+        res: &SimResource,
+        parent: [u8; 8],
+        t: u64,
+        depth: usize,
+    ) -> (u64, bool) {
         let span_id = self.new_span_id();
         let net = self.generator.topo.network.sample(&mut self.generator.rng);
-        let served = self.serve(callee, op, Some(res), span_id, t + net / 2, Via::Call, depth + 1);
+        let served = self.serve(
+            callee,
+            op,
+            Some(res),
+            span_id,
+            t + net / 2,
+            Via::Call,
+            depth + 1,
+        );
         // The callee's server span was pushed last; its version decides client-side delay.
         let callee_res = self.spans.last().map(|sp| sp.resource.clone());
         let mut end = served.end + net - net / 2;
         if let Some(cr) = callee_res {
             let server_time = served.end.saturating_sub(t + net / 2);
-            let (factor, extra) = self.generator.latency_effect(EffectKind::ClientDelay, &cr, (op, ""), self.offset);
+            let (factor, extra) =
+                self.generator
+                    .latency_effect(EffectKind::ClientDelay, &cr, (op, ""), self.offset);
             end += ((factor - 1.0).max(0.0) * server_time as f64) as u64 + extra;
         }
         let topo = self.generator.topo.clone();
         let svc = &topo.services[callee];
-        let (name, attributes) = client_attributes(svc.protocol, svc.rpc_service.as_deref(), callee, svc.port, op, served.error);
-        self.push_outgoing(res, span_id, parent, name, SpanKind::Client, (t, end), served.error, attributes);
+        let (name, attributes) = client_attributes(
+            svc.protocol,
+            svc.rpc_service.as_deref(),
+            callee,
+            svc.port,
+            op,
+            served.error,
+        );
+        self.push_outgoing(
+            res,
+            span_id,
+            parent,
+            name,
+            SpanKind::Client,
+            (t, end),
+            served.error,
+            attributes,
+        );
         (end, served.error)
     }
 
-    fn call_database(&mut self, db_name: &str, statement: Option<&str>, res: &SimResource, parent: [u8; 8], t: u64) -> (u64, bool) {
+    fn call_database(
+        &mut self,
+        db_name: &str,
+        statement: Option<&str>,
+        res: &SimResource,
+        parent: [u8; 8],
+        t: u64,
+    ) -> (u64, bool) {
         let topo = self.generator.topo.clone();
         let db = &topo.databases[db_name];
         let span_id = self.new_span_id();
         let base = db.latency.sample(&mut self.generator.rng);
-        let (factor, extra) = self.generator.latency_effect(EffectKind::DatabaseLatency, res, ("", db_name), self.offset);
+        let (factor, extra) = self.generator.latency_effect(
+            EffectKind::DatabaseLatency,
+            res,
+            ("", db_name),
+            self.offset,
+        );
         let end = t + (base as f64 * factor) as u64 + extra;
-        let p = 1.0 - (1.0 - db.error_rate) * (1.0 - self.generator.error_effect(EffectKind::DatabaseErrors, res, ("", db_name, ""), self.offset));
+        let p = 1.0
+            - (1.0 - db.error_rate)
+                * (1.0
+                    - self.generator.error_effect(
+                        EffectKind::DatabaseErrors,
+                        res,
+                        ("", db_name, ""),
+                        self.offset,
+                    ));
         let error = self.generator.rng.random::<f64>() < p;
         let op = statement.unwrap_or(&db.operation);
         let host = db.host.clone().unwrap_or_else(|| db_name.to_string());
@@ -160,11 +246,27 @@ impl TraceBuilder<'_> {
         if error {
             attributes.push(("error.type", s("db_error")));
         }
-        self.push_outgoing(res, span_id, parent, name, SpanKind::Client, (t, end), error, attributes);
+        self.push_outgoing(
+            res,
+            span_id,
+            parent,
+            name,
+            SpanKind::Client,
+            (t, end),
+            error,
+            attributes,
+        );
         (end, error)
     }
 
-    fn publish(&mut self, queue: &str, res: &SimResource, parent: [u8; 8], t: u64, depth: usize) -> (u64, bool) {
+    fn publish(
+        &mut self,
+        queue: &str,
+        res: &SimResource,
+        parent: [u8; 8],
+        t: u64,
+        depth: usize,
+    ) -> (u64, bool) {
         let topo = self.generator.topo.clone();
         let q = &topo.queues[queue];
         let span_id = self.new_span_id();
@@ -175,11 +277,28 @@ impl TraceBuilder<'_> {
             ("messaging.operation.type", s("send")),
             ("server.address", s(queue)),
         ];
-        self.push_outgoing(res, span_id, parent, format!("send {}", q.destination), SpanKind::Producer, (t, end), false, attributes);
+        self.push_outgoing(
+            res,
+            span_id,
+            parent,
+            format!("send {}", q.destination),
+            SpanKind::Producer,
+            (t, end),
+            false,
+            attributes,
+        );
         if !Self::too_deep(depth) {
             for c in &q.consumers {
                 let lag = q.lag.sample(&mut self.generator.rng);
-                self.serve(&c.service, &c.operation, Some(res), span_id, end + lag, Via::Queue, depth + 1);
+                self.serve(
+                    &c.service,
+                    &c.operation,
+                    Some(res),
+                    span_id,
+                    end + lag,
+                    Via::Queue,
+                    depth + 1,
+                );
             }
         }
         (end, false)
@@ -224,8 +343,15 @@ fn served_attributes(
     nanos: u64,
 ) -> (String, Vec<(&'static str, AttrValue)>, MetricPoint) {
     if via == Via::Queue {
-        let attrs = vec![("messaging.operation.type", s("process")), ("messaging.operation.name", s(op))];
-        let metric = MetricPoint { instrument: "messaging.process.duration", value: nanos as f64 / 1e9, attributes: attrs.clone() };
+        let attrs = vec![
+            ("messaging.operation.type", s("process")),
+            ("messaging.operation.name", s(op)),
+        ];
+        let metric = MetricPoint {
+            instrument: "messaging.process.duration",
+            value: nanos as f64 / 1e9,
+            attributes: attrs.clone(),
+        };
         return (op.to_string(), attrs, metric);
     }
     match protocol {
@@ -239,13 +365,21 @@ fn served_attributes(
                 ("url.scheme", s("http")),
                 ("server.address", s(service)),
             ];
-            let metric = MetricPoint { instrument: "http.server.request.duration", value: nanos as f64 / 1e9, attributes: attrs[..3].to_vec() };
+            let metric = MetricPoint {
+                instrument: "http.server.request.duration",
+                value: nanos as f64 / 1e9,
+                attributes: attrs[..3].to_vec(),
+            };
             (format!("{method} {route}"), attrs, metric)
         }
         Protocol::Grpc => {
             let rs = rpc_service.unwrap_or(service);
             let attrs = grpc_attributes(rs, op, error);
-            let metric = MetricPoint { instrument: "rpc.server.duration", value: nanos as f64 / 1e6, attributes: attrs.clone() };
+            let metric = MetricPoint {
+                instrument: "rpc.server.duration",
+                value: nanos as f64 / 1e6,
+                attributes: attrs.clone(),
+            };
             (format!("{rs}/{op}"), attrs, metric)
         }
     }
@@ -257,7 +391,10 @@ fn grpc_attributes(rpc_service: &str, op: &str, error: bool) -> Vec<(&'static st
         ("rpc.service", s(rpc_service)),
         ("rpc.method", s(op)),
         // 13 = INTERNAL: a server failure per the semantic conventions.
-        ("rpc.grpc.status_code", AttrValue::Int(if error { 13 } else { 0 })),
+        (
+            "rpc.grpc.status_code",
+            AttrValue::Int(if error { 13 } else { 0 }),
+        ),
     ]
 }
 
@@ -277,7 +414,10 @@ fn client_attributes(
                 ("http.request.method", s(method)),
                 ("url.template", s(route)),
                 ("url.full", s(&format!("http://{callee}:{port}{route}"))),
-                ("http.response.status_code", AttrValue::Int(if error { 500 } else { 200 })),
+                (
+                    "http.response.status_code",
+                    AttrValue::Int(if error { 500 } else { 200 }),
+                ),
             ]
         }
         Protocol::Grpc => grpc_attributes(rpc_service.unwrap_or(callee), op, error),
