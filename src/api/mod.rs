@@ -2,6 +2,7 @@
 //! deployments and verdicts, Flagger webhooks and the dashboard.
 
 pub mod config;
+pub mod dashboard;
 pub mod health;
 
 use crate::analysis::Analyzer;
@@ -24,5 +25,8 @@ pub struct AppState {
 
 /// The API router with every route.
 pub fn router(state: AppState) -> Router {
-    Router::new().merge(health::routes()).with_state(state)
+    Router::new()
+        .merge(health::routes())
+        .merge(dashboard::routes())
+        .with_state(state)
 }
