@@ -2,4 +2,5 @@
 //! analysis, answering clients as the OTLP specification says.
 
 pub mod config;
+pub mod decode;
 pub mod queue;

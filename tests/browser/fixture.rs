@@ -219,11 +219,13 @@ pub fn canary_scenario() -> Snapshot {
             edge("frontend", "5.1", HOSTILE, HOSTILE_VERSION, 12, 0, 5.0),
         ],
         alerts: vec![json!({
-            "fingerprint": "a1b2c3", "status": "firing", "starts_at": 1_795_000_000_000_000_000u64,
+            "fingerprint": "a1b2c3", "dedup_key": "a1b2c3", "status": "firing", "starts_at": "2026-11-26T18:01:00Z", "ends_at": null,
+            "annotations": {"summary": "checkout 2.0 fails its calls to payment"},
             "labels": {"alertname": "DeploymentRegression", "environment": "prod", "service": "checkout", "version": "2.0",
                        "baseline_version": "1.9", "severity": "critical", "signal": "error_rate", "scope": "outgoing",
                        "caller": "checkout", "callee": "payment"},
-            "delivery": {"webhook": {"delivered": "firing", "pending": 0, "last_error": null}},
+            "delivery": [{"sink": "webhook", "type": "webhook", "state": "delivered", "delivered_status": "firing",
+                          "delivered_at": "2026-11-26T18:01:01Z", "last_error": null}],
         })],
     }
 }

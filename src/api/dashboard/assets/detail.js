@@ -74,14 +74,14 @@ function reasonRow(r) {
     el('td', null, traces.length ? traces : '–'));
 }
 
+/** One line per sink: `sink: state [status] [error]` (shape of GET /api/v1/alerts). */
 function deliveryText(delivery) {
-  // Accept { sink: {...} } or [{ sink, ... }] as the alerting API may give either.
-  const entries = Array.isArray(delivery) ? delivery.map(x => [x.sink ?? '?', x]) : Object.entries(delivery || {});
-  if (!entries.length) return '–';
-  return entries.map(([sink, s]) => {
-    if (typeof s !== 'object' || s === null) return `${sink}: ${s}`;
-    const state = s.last_error ? `failed (${s.last_error})` : s.pending ? `pending ${s.pending}` : s.delivered ? `delivered ${s.delivered}` : s.status ?? 'queued';
-    return `${sink}: ${state}`;
+  const list = Array.isArray(delivery) ? delivery : [];
+  if (!list.length) return 'no sink';
+  return list.map(x => {
+    const status = x.delivered_status ? ` ${x.delivered_status}` : '';
+    const err = x.last_error ? ` (${x.last_error})` : '';
+    return `${x.sink ?? '?'}: ${x.state ?? '?'}${status}${err}`;
   }).join('; ');
 }
 
@@ -99,6 +99,6 @@ function alerts(list) {
       return el('tr', null, el('td', null, l.alertname ?? '–'), el('td', null, a.status ?? '–'),
         el('td', null, l.severity ?? '–'), el('td', null, `${l.signal ?? '–'} / ${l.scope ?? '–'}`),
         el('td', null, fmtTime(a.startsAt ?? a.starts_at)),
-        el('td', null, deliveryText(a.delivery ?? a.sinks)));
+        el('td', null, deliveryText(a.delivery)));
     })));
 }
