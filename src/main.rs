@@ -24,6 +24,12 @@ enum Command {
     Serve(verdict::app::ServeArgs),
     /// Send pre-encoded OTLP trace batches over gRPC and report accepted spans/s.
     Loadgen(verdict::receiver::loadgen::LoadgenArgs),
+    /// Emit simulated traces and metrics for a topology (and scenario) to an OTLP endpoint.
+    Simulate(verdict::sim::simulate::SimulateArgs),
+    /// Run the scenario suite (and the real-trace replay) against an analyzer and report.
+    Scenarios(verdict::sim::runner::ScenariosArgs),
+    /// See it work: analyzer + simulated shop with a canary that goes bad.
+    Demo(verdict::sim::demo::DemoArgs),
     /// Check a configuration file and report every problem.
     Validate {
         /// The configuration file to check.
@@ -38,6 +44,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => run(verdict::app::serve(args)),
         Command::Loadgen(args) => run(verdict::receiver::loadgen::run(args)),
+        Command::Simulate(args) => run(verdict::sim::simulate::run(args)),
+        Command::Scenarios(args) => run(verdict::sim::runner::run(args)),
+        Command::Demo(args) => run(verdict::sim::demo::run(args)),
         Command::Validate { config } => validate(&config),
     }
 }
