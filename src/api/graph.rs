@@ -61,9 +61,17 @@ async fn graph(
     let dot = wants_dot(q.format.as_deref(), &headers)?;
     let now = s.clock.now();
     // `to` is exclusive: include calls recorded at `now` itself.
-    let snapshot = graph.snapshot(q.environment.as_deref(), now.saturating_sub(window), now + 1);
+    let snapshot = graph.snapshot(
+        q.environment.as_deref(),
+        now.saturating_sub(window),
+        now + 1,
+    );
     Ok(if dot {
-        ([(header::CONTENT_TYPE, DOT_MEDIA_TYPE)], dot::render(&snapshot)).into_response()
+        (
+            [(header::CONTENT_TYPE, DOT_MEDIA_TYPE)],
+            dot::render(&snapshot),
+        )
+            .into_response()
     } else {
         Json(snapshot).into_response()
     })

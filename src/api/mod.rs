@@ -27,5 +27,6 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
-        .merge(graph::routes()).with_state(state)
+        .merge(graph::routes())
+        .with_state(state)
 }

@@ -2,7 +2,9 @@
 //! partner, and the [`EdgeCall`] built from a pair, from a database/messaging client span
 //! alone, from an expired client span (virtual node) or from a root server span (`user`).
 
-use crate::model::{ConnectionType, EdgeCall, Name, NodeKind, Peer, Resource, SpanKind, SpanRecord};
+use crate::model::{
+    ConnectionType, EdgeCall, Name, NodeKind, Peer, Resource, SpanKind, SpanRecord,
+};
 use std::sync::Arc;
 
 /// Name of the node that root server spans hang under.
@@ -48,8 +50,8 @@ impl Half {
 
 /// A client span paired with the server span it called.
 pub fn paired(client: &Half, server: &Half, trace_id: [u8; 16]) -> EdgeCall {
-    let messaging = matches!(client.kind, SpanKind::Producer)
-        || matches!(server.kind, SpanKind::Consumer);
+    let messaging =
+        matches!(client.kind, SpanKind::Producer) || matches!(server.kind, SpanKind::Consumer);
     EdgeCall {
         environment: client.resource.environment.clone(),
         caller: client.resource.service.clone(),
@@ -88,7 +90,12 @@ pub fn virtual_node(client: &Half, trace_id: [u8; 16]) -> Option<EdgeCall> {
     Some(to_node(client, peer, ConnectionType::VirtualNode, trace_id))
 }
 
-fn to_node(client: &Half, peer: &Peer, connection_type: ConnectionType, trace_id: [u8; 16]) -> EdgeCall {
+fn to_node(
+    client: &Half,
+    peer: &Peer,
+    connection_type: ConnectionType,
+    trace_id: [u8; 16],
+) -> EdgeCall {
     EdgeCall {
         environment: client.resource.environment.clone(),
         caller: client.resource.service.clone(),

@@ -88,7 +88,12 @@ pub struct EdgeTotals {
 
 impl EdgeState {
     fn new(kind: NodeKind, now: UnixNanos) -> Self {
-        Self { callee_kind: kind, slots: VecDeque::new(), cumulative: Cumulative::default(), last_seen: now }
+        Self {
+            callee_kind: kind,
+            slots: VecDeque::new(),
+            cumulative: Cumulative::default(),
+            last_seen: now,
+        }
     }
 
     fn record(&mut self, c: &EdgeCall, slot_start: UnixNanos) {
@@ -108,7 +113,11 @@ impl EdgeState {
     /// Sums the slots overlapping `[from, to)`.
     pub fn totals(&self, from: UnixNanos, to: UnixNanos, slot_ns: u64) -> EdgeTotals {
         let mut t = EdgeTotals::default();
-        for s in self.slots.iter().filter(|s| s.start < to && s.start.saturating_add(slot_ns) > from) {
+        for s in self
+            .slots
+            .iter()
+            .filter(|s| s.start < to && s.start.saturating_add(slot_ns) > from)
+        {
             s.add_to(&mut t);
         }
         t
@@ -182,7 +191,10 @@ impl EdgeStore {
             EdgeKey::overflow()
         };
         let is_overflow = key.caller == OVERFLOW_NODE;
-        let mut e = self.edges.entry(key).or_insert_with(|| EdgeState::new(c.callee_kind, now));
+        let mut e = self
+            .edges
+            .entry(key)
+            .or_insert_with(|| EdgeState::new(c.callee_kind, now));
         if !is_overflow && e.cumulative.requests > 0 {
             // Another worker created the same edge first: give back the reservation.
             self.count.fetch_sub(1, Ordering::AcqRel);
@@ -196,7 +208,11 @@ impl EdgeStore {
         let oldest = now.saturating_sub(self.horizon_ns);
         let slot_ns = self.slot_ns;
         self.edges.retain(|k, e| {
-            while e.slots.front().is_some_and(|s| s.start.saturating_add(slot_ns) <= oldest) {
+            while e
+                .slots
+                .front()
+                .is_some_and(|s| s.start.saturating_add(slot_ns) <= oldest)
+            {
                 e.slots.pop_front();
             }
             let keep = e.last_seen > oldest;

@@ -101,7 +101,10 @@ pub struct PromHistogram {
 impl PromHistogram {
     pub fn record(&mut self, ns: u64) {
         let s = ns as f64 / 1e9;
-        let i = PROM_BUCKETS_SECONDS.iter().position(|b| s <= *b).unwrap_or(PROM_BUCKETS_SECONDS.len());
+        let i = PROM_BUCKETS_SECONDS
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(PROM_BUCKETS_SECONDS.len());
         self.buckets[i] += 1;
         self.sum_seconds += s;
         self.count += 1;

@@ -7,6 +7,7 @@ pub mod calls;
 pub mod config;
 pub mod dot;
 pub mod edges;
+pub mod fixtures;
 pub mod histogram_slot;
 pub mod metrics;
 pub mod pairing;
@@ -55,7 +56,10 @@ impl Graph {
     pub fn record_spans(&self, batch: &SpanBatch, now: UnixNanos, out: &mut Vec<EdgeCall>) {
         let start = out.len();
         let mut unpaired = Vec::new();
-        let mut emit = Emit { calls: out, unpaired: &mut unpaired };
+        let mut emit = Emit {
+            calls: out,
+            unpaired: &mut unpaired,
+        };
         for span in &batch.spans {
             self.pairing.record(span, now, &mut emit);
         }
@@ -69,7 +73,13 @@ impl Graph {
     pub fn tick(&self, now: UnixNanos, out: &mut Vec<EdgeCall>) {
         let start = out.len();
         let mut unpaired = Vec::new();
-        self.pairing.expire_until(now, &mut Emit { calls: out, unpaired: &mut unpaired });
+        self.pairing.expire_until(
+            now,
+            &mut Emit {
+                calls: out,
+                unpaired: &mut unpaired,
+            },
+        );
         self.edges.record(&out[start..], now);
         self.edges.retire(now);
         self.count_unpaired(unpaired);
@@ -122,7 +132,11 @@ impl Graph {
         }
         let mut map = self.unpaired.lock();
         for u in spans {
-            let key = (u.resource.environment.clone(), u.resource.service.clone(), u.side);
+            let key = (
+                u.resource.environment.clone(),
+                u.resource.service.clone(),
+                u.side,
+            );
             let full = map.len() >= self.max_unpaired_series;
             match map.get_mut(&key) {
                 Some(n) => *n += 1,

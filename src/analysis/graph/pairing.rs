@@ -62,7 +62,10 @@ struct Key {
 #[derive(Debug)]
 enum State {
     /// A client span waiting; `alone` when its database/messaging edge was already emitted.
-    Client { half: Half, alone: bool },
+    Client {
+        half: Half,
+        alone: bool,
+    },
     Server(Half),
     /// Completed: remembered to drop duplicates.
     Done,
@@ -135,14 +138,19 @@ impl PairingStore {
     }
 
     fn record_client(&self, span: &SpanRecord, now: UnixNanos, emit: &mut Emit<'_>) {
-        let key = Key { trace: span.trace_id, span: span.span_id, root: false };
+        let key = Key {
+            trace: span.trace_id,
+            span: span.span_id,
+            root: false,
+        };
         let half = Half::of(span);
         let mut shard = self.shard(&span.trace_id).lock();
         let expires = now.saturating_add(self.ttl);
         match shard.map.get_mut(&key) {
             Some(slot) => match std::mem::replace(&mut slot.state, State::Done) {
                 State::Server(server) => {
-                    emit.calls.push(calls::paired(&half, &server, span.trace_id));
+                    emit.calls
+                        .push(calls::paired(&half, &server, span.trace_id));
                     self.stats.paired.fetch_add(1, Ordering::Relaxed);
                     self.emit_alone(&half, span.trace_id, emit);
                     slot.expires = expires;
@@ -155,7 +163,13 @@ impl PairingStore {
             },
             None => {
                 let alone = self.emit_alone(&half, span.trace_id, emit);
-                self.insert(&mut shard, key, State::Client { half, alone }, expires, emit);
+                self.insert(
+                    &mut shard,
+                    key,
+                    State::Client { half, alone },
+                    expires,
+                    emit,
+                );
             }
         }
     }
@@ -179,7 +193,11 @@ impl PairingStore {
         let root = span.is_root();
         let key = Key {
             trace: span.trace_id,
-            span: if root { span.span_id } else { span.parent_span_id },
+            span: if root {
+                span.span_id
+            } else {
+                span.parent_span_id
+            },
             root,
         };
         let half = Half::of(span);
@@ -188,7 +206,8 @@ impl PairingStore {
         match shard.map.get_mut(&key) {
             Some(slot) => match std::mem::replace(&mut slot.state, State::Done) {
                 State::Client { half: client, .. } => {
-                    emit.calls.push(calls::paired(&client, &half, span.trace_id));
+                    emit.calls
+                        .push(calls::paired(&client, &half, span.trace_id));
                     self.stats.paired.fetch_add(1, Ordering::Relaxed);
                     slot.expires = expires;
                     shard.fifo.push_back((key, expires));
@@ -208,9 +227,18 @@ impl PairingStore {
     }
 
     /// Inserts a new key, first making room when the shard is full (oldest out).
-    fn insert(&self, shard: &mut Shard, key: Key, state: State, expires: UnixNanos, emit: &mut Emit<'_>) {
+    fn insert(
+        &self,
+        shard: &mut Shard,
+        key: Key,
+        state: State,
+        expires: UnixNanos,
+        emit: &mut Emit<'_>,
+    ) {
         while shard.map.len() >= self.cap_per_shard || shard.fifo.len() >= 2 * self.cap_per_shard {
-            let Some((old, at)) = shard.fifo.pop_front() else { break };
+            let Some((old, at)) = shard.fifo.pop_front() else {
+                break;
+            };
             if let Some(slot) = take_if_current(&mut shard.map, &old, at) {
                 self.stats.evicted.fetch_add(1, Ordering::Relaxed);
                 self.expire(old.trace, slot.state, emit);
@@ -225,7 +253,9 @@ impl PairingStore {
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
             while shard.fifo.front().is_some_and(|(_, at)| *at <= now) {
-                let Some((key, at)) = shard.fifo.pop_front() else { break };
+                let Some((key, at)) = shard.fifo.pop_front() else {
+                    break;
+                };
                 if let Some(slot) = take_if_current(&mut shard.map, &key, at) {
                     self.expire(key.trace, slot.state, emit);
                 }
@@ -240,7 +270,9 @@ impl PairingStore {
             State::Client { half, alone: false } => match calls::virtual_node(&half, trace) {
                 Some(call) => {
                     emit.calls.push(call);
-                    self.stats.expired_to_virtual.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .expired_to_virtual
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 None => self.unpaired(half, Side::Client, emit),
             },
@@ -250,12 +282,19 @@ impl PairingStore {
 
     fn unpaired(&self, half: Half, side: Side, emit: &mut Emit<'_>) {
         self.stats.expired_unpaired.fetch_add(1, Ordering::Relaxed);
-        emit.unpaired.push(Unpaired { resource: half.resource, side });
+        emit.unpaired.push(Unpaired {
+            resource: half.resource,
+            side,
+        });
     }
 }
 
 /// Removes the slot under `key` when `at` is still its expiry (the fifo entry is current).
-fn take_if_current(map: &mut HashMap<Key, Slot, ahash::RandomState>, key: &Key, at: UnixNanos) -> Option<Slot> {
+fn take_if_current(
+    map: &mut HashMap<Key, Slot, ahash::RandomState>,
+    key: &Key,
+    at: UnixNanos,
+) -> Option<Slot> {
     match map.get(key) {
         Some(slot) if slot.expires == at => map.remove(key),
         _ => None,

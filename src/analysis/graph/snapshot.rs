@@ -52,7 +52,11 @@ pub struct Quantiles {
 impl Quantiles {
     pub fn of(h: &LatencyHistogram) -> Self {
         let q = |p: f64| h.quantile(p).map(|ns| (ns as f64 / 1e3).round() / 1e3);
-        Self { p50: q(0.5), p90: q(0.9), p99: q(0.99) }
+        Self {
+            p50: q(0.5),
+            p90: q(0.9),
+            p99: q(0.99),
+        }
     }
 }
 
@@ -86,7 +90,11 @@ pub fn build(store: &EdgeStore, env: Option<&str>, from: u64, to: u64) -> GraphS
     }
 }
 
-fn add_nodes(nodes: &mut BTreeMap<(Name, Name), (NodeKind, BTreeSet<Name>)>, k: &EdgeKey, e: &EdgeState) {
+fn add_nodes(
+    nodes: &mut BTreeMap<(Name, Name), (NodeKind, BTreeSet<Name>)>,
+    k: &EdgeKey,
+    e: &EdgeState,
+) {
     let caller_kind = if k.caller == USER_NODE && k.caller_version.is_empty() {
         NodeKind::External
     } else {
