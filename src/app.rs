@@ -76,47 +76,107 @@ impl RunningApp {
 }
 
 /// Builds every component and starts serving. `clock` is the wall clock in production.
-pub async fn start(config: Config, webhooks: Vec<String>, clock: Arc<dyn Clock>) -> anyhow::Result<RunningApp> {
-    let _ = webhooks;
+pub async fn start(
+    config: Config,
+    webhooks: Vec<String>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<RunningApp> {
     let shutdown = CancellationToken::new();
-    let analyzer = Arc::new(Analyzer::new(&config.state, &config.graph));
+    let judge = Arc::new(crate::judge::Judge::new(&config.judge)?);
+    let mut analyzer = Analyzer::new(&config.state, &config.graph);
+    analyzer.add_observer(judge.clone());
+    let analyzer = Arc::new(analyzer);
     let ready = Arc::new(AtomicBool::new(false));
+    let external_url = format!("http://{}", config.api.addr);
+    let alerting =
+        crate::alert::Alerting::open(&config.alerting, &webhooks, &external_url, clock.now())?;
     let state = AppState {
         analyzer: analyzer.clone(),
         clock: clock.clone(),
-        metrics: Arc::new(Vec::new()),
+        metrics: Arc::new(vec![
+            alerting.clone() as Arc<dyn crate::telemetry::ExportMetrics>
+        ]),
         ready: ready.clone(),
+        alerting: alerting.clone(),
+        judge: judge.clone(),
     };
     let mut tasks = Vec::new();
-    tasks.push(spawn_ticker(analyzer.clone(), clock.clone(), shutdown.clone()));
+    tasks.push(alerting.spawn_delivery(clock.clone(), shutdown.clone()));
+    tasks.push(spawn_ticker(
+        Loop {
+            analyzer: analyzer.clone(),
+            judge: judge.clone(),
+            alerting: alerting.clone(),
+        },
+        clock.clone(),
+        shutdown.clone(),
+    ));
     let (api_addr, api_task) = spawn_api(&config.api.addr, state.clone(), shutdown.clone()).await?;
     tasks.push(api_task);
     ready.store(true, Ordering::Release);
     tracing::info!(api = %api_addr, "verdict serving");
-    Ok(RunningApp { api_addr, state, shutdown, tasks })
+    Ok(RunningApp {
+        api_addr,
+        state,
+        shutdown,
+        tasks,
+    })
 }
 
-/// The once-a-second loop: housekeeping, judging, alerting.
-fn spawn_ticker(analyzer: Arc<Analyzer>, clock: Arc<dyn Clock>, shutdown: CancellationToken) -> JoinHandle<()> {
+/// What the once-a-second loop drives.
+struct Loop {
+    analyzer: Arc<Analyzer>,
+    judge: Arc<crate::judge::Judge>,
+    alerting: Arc<crate::alert::Alerting>,
+}
+
+impl Loop {
+    /// Housekeeping, then judging, then alerting on every current verdict.
+    fn tick(&self, now: crate::model::UnixNanos) {
+        self.analyzer.tick(now);
+        let judged = self.judge.tick(&self.analyzer.series, now);
+        for v in &judged.changed {
+            tracing::info!(
+                environment = %v.environment, service = %v.service, version = %v.version,
+                baseline = ?v.baseline_version, verdict = v.verdict.as_str(),
+                reasons = v.reasons.len(), "verdict changed"
+            );
+        }
+        self.alerting
+            .update(&judged.verdicts, &judged.incidents, now);
+    }
+}
+
+/// The once-a-second loop: housekeeping, judging, alerting. One last tick runs after
+/// shutdown is requested, once the workers have drained.
+fn spawn_ticker(l: Loop, clock: Arc<dyn Clock>, shutdown: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_secs(1));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = interval.tick() => analyzer.tick(clock.now()),
+                _ = interval.tick() => l.tick(clock.now()),
             }
         }
-        analyzer.tick(clock.now());
+        l.tick(clock.now());
     })
 }
 
-async fn spawn_api(addr: &str, state: AppState, shutdown: CancellationToken) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding the API on {addr}"))?;
+async fn spawn_api(
+    addr: &str,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the API on {addr}"))?;
     let bound = listener.local_addr()?;
     let router = crate::api::router(state);
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "API server failed");
         }
@@ -127,7 +187,9 @@ async fn spawn_api(addr: &str, state: AppState, shutdown: CancellationToken) -> 
 /// Runs the analyzer until SIGTERM or Ctrl-C, then shuts down gracefully and returns.
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = resolve_config(&args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         let app = start(config, args.webhooks.clone(), Arc::new(SystemClock)).await?;
         wait_for_signal().await;
@@ -143,13 +205,14 @@ pub async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},

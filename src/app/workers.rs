@@ -22,14 +22,25 @@ pub fn spawn(
     let rx = Arc::new(Mutex::new(rx));
     (0..n.max(1))
         .map(|_| {
-            let (queue, rx, analyzer, clock, drain) =
-                (queue.clone(), rx.clone(), analyzer.clone(), clock.clone(), drain.clone());
+            let (queue, rx, analyzer, clock, drain) = (
+                queue.clone(),
+                rx.clone(),
+                analyzer.clone(),
+                clock.clone(),
+                drain.clone(),
+            );
             tokio::spawn(async move { work(&queue, &rx, &analyzer, clock.as_ref(), &drain).await })
         })
         .collect()
 }
 
-async fn work(queue: &IngestQueue, rx: &Mutex<IngestReceiver>, analyzer: &Analyzer, clock: &dyn Clock, drain: &CancellationToken) {
+async fn work(
+    queue: &IngestQueue,
+    rx: &Mutex<IngestReceiver>,
+    analyzer: &Analyzer,
+    clock: &dyn Clock,
+    drain: &CancellationToken,
+) {
     loop {
         let item = {
             let mut guard = rx.lock().await;

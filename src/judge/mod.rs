@@ -1,4 +1,374 @@
 //! The judge: detects deployments and decides, every second, whether each is healthy
-//! (`promote`), harmful (`rollback`) or not yet known (`inconclusive`).
+//! (`promote`), harmful (`rollback`) or not yet known (`inconclusive`). Fed by the analysis
+//! workers through [`Observer`]; ticked once a second; read by the API and alerting.
+//! See docs/judging.md for the statistics.
 
 pub mod config;
+pub mod decide;
+pub mod log;
+pub mod path;
+pub mod query;
+pub mod signal;
+pub mod stats;
+mod tick;
+pub mod track;
+
+use crate::analysis::Observer;
+use crate::model::{
+    DeploymentVerdict, EdgeCall, Incident, MetricBatch, Name, NodeKind, Scope, SpanBatch, UnixNanos,
+};
+use config::JudgeConfig;
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use track::{Obs, ServiceTrack, StreamKey, VersionTrack};
+
+pub use query::{DeploymentMarker, QueryError};
+
+/// Why the judge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum JudgeError {
+    #[error(transparent)]
+    Log(#[from] log::LogError),
+}
+
+/// What one tick produced.
+#[derive(Debug, Clone, Default)]
+pub struct JudgeTick {
+    /// Every listed deployment (live and recently ended).
+    pub verdicts: Vec<crate::model::DeploymentVerdict>,
+    /// Those whose decision changed in this tick.
+    pub changed: Vec<crate::model::DeploymentVerdict>,
+    /// Environment-wide changes blamed on no deployment.
+    pub incidents: Vec<Incident>,
+}
+
+/// One judged deployment.
+#[derive(Debug)]
+pub struct Deployment {
+    pub baseline: Option<Name>,
+    pub started: UnixNanos,
+    pub tests: BTreeMap<signal::TestKey, signal::SignalTest>,
+    pub requests: u64,
+    pub last_traffic: UnixNanos,
+    /// End state and when: "rolled_back", "superseded", "stopped", "promoted".
+    pub ended: Option<(&'static str, UnixNanos)>,
+    pub verdict: DeploymentVerdict,
+    /// Candidate requests in recent ticks (for the rate).
+    pub recent: std::collections::VecDeque<u64>,
+}
+
+/// Everything the judge holds, under one lock (observations are a few hash lookups).
+#[derive(Default)]
+pub(crate) struct State {
+    pub services: HashMap<(Name, Name), ServiceTrack>,
+    pub deployments: BTreeMap<crate::model::DeploymentKey, Deployment>,
+    pub path: path::PathBuffer,
+    pub incidents: Vec<Incident>,
+    pub shed_at: Option<UnixNanos>,
+    pub overflow: u64,
+    pub any_live: bool,
+}
+
+/// The judge.
+pub struct Judge {
+    cfg: JudgeConfig,
+    state: Mutex<State>,
+    log: Mutex<log::DecisionLog>,
+    changes: std::sync::atomic::AtomicU64,
+}
+
+impl Judge {
+    /// Builds a judge and opens its decision log.
+    pub fn new(cfg: &JudgeConfig) -> Result<Self, JudgeError> {
+        let log = log::DecisionLog::open(
+            &cfg.decision_log,
+            cfg.decision_log_max_bytes,
+            cfg.decision_log_keep,
+        )?;
+        let state = State {
+            path: path::PathBuffer::new(cfg.max_held_spans, cfg.trace_hold.as_nanos() as u64),
+            ..Default::default()
+        };
+        Ok(Self {
+            cfg: cfg.clone(),
+            state: Mutex::new(state),
+            log: Mutex::new(log),
+            changes: Default::default(),
+        })
+    }
+
+    pub fn config(&self) -> &JudgeConfig {
+        &self.cfg
+    }
+
+    /// Reports items shed at ingest: promotion is withheld for a minute after.
+    pub fn note_shed(&self, items: u64, now: UnixNanos) {
+        if items > 0 {
+            self.state.lock().shed_at = Some(now);
+        }
+    }
+}
+
+impl State {
+    fn track(
+        &mut self,
+        cfg: &JudgeConfig,
+        env: &Name,
+        service: &Name,
+        version: &Name,
+        now: UnixNanos,
+    ) -> Option<(&mut ServiceTrack, Name)> {
+        let key = (env.clone(), service.clone());
+        if !self.services.contains_key(&key) {
+            if self.services.len() >= cfg.max_services {
+                self.overflow += 1;
+                return None;
+            }
+            self.services.insert(
+                key.clone(),
+                ServiceTrack {
+                    first_seen: now,
+                    ..Default::default()
+                },
+            );
+        }
+        let svc = self.services.get_mut(&key)?;
+        if !svc.versions.contains_key(version) {
+            if svc.versions.len() >= cfg.max_versions {
+                self.overflow += 1;
+                return None;
+            }
+            svc.versions.insert(version.clone(), VersionTrack::new(now));
+        }
+        Some((svc, version.clone()))
+    }
+
+    fn observe(
+        &mut self,
+        cfg: &JudgeConfig,
+        env: &Name,
+        service: &Name,
+        version: &Name,
+        key: StreamKey,
+        o: Obs,
+        now: UnixNanos,
+    ) {
+        let served = matches!(key.scope, Scope::SelfScope | Scope::Incoming);
+        let Some((svc, v)) = self.track(cfg, env, service, version, now) else {
+            return;
+        };
+        let th = svc.thresholds.get(&key).copied();
+        let Some(vt) = svc.versions.get_mut(&v) else {
+            return;
+        };
+        vt.last_seen = now;
+        if served {
+            vt.last_served = now;
+        }
+        let cap = cfg.max_operations * 4;
+        if vt.observe(key, o, th.as_ref(), cap) {
+            self.overflow += 1;
+        }
+    }
+}
+
+fn self_key(op: &Name) -> StreamKey {
+    StreamKey {
+        scope: Scope::SelfScope,
+        peer: Name::default(),
+        op: op.clone(),
+    }
+}
+
+fn peer_key(scope: Scope, peer: &Name) -> StreamKey {
+    StreamKey {
+        scope,
+        peer: peer.clone(),
+        op: Name::default(),
+    }
+}
+
+impl Observer for Judge {
+    fn on_spans(&self, batch: &SpanBatch, now: UnixNanos) {
+        let mut st = self.state.lock();
+        for s in &batch.spans {
+            let r = &s.resource;
+            if s.kind.is_served() {
+                let o = Obs {
+                    latency_ns: s.duration_ns(),
+                    error: s.error,
+                    trace_id: Some(s.trace_id),
+                    n: 1,
+                };
+                st.observe(
+                    &self.cfg,
+                    &r.environment,
+                    &r.service,
+                    &r.version,
+                    self_key(&s.operation),
+                    o,
+                    now,
+                );
+                if let Some(vt) = st
+                    .services
+                    .get_mut(&(r.environment.clone(), r.service.clone()))
+                    .and_then(|t| t.versions.get_mut(&r.version))
+                {
+                    vt.has_server_spans = true;
+                    vt.served_total += 1;
+                    if vt.k8s.is_none() {
+                        vt.k8s = r.k8s_deployment.clone();
+                    }
+                }
+            } else if let Some((svc, v)) =
+                st.track(&self.cfg, &r.environment, &r.service, &r.version, now)
+            {
+                if let Some(vt) = svc.versions.get_mut(&v) {
+                    vt.last_seen = now;
+                    if vt.k8s.is_none() {
+                        vt.k8s = r.k8s_deployment.clone();
+                    }
+                }
+            }
+            if st.any_live {
+                st.path.hold(s, now);
+            }
+        }
+    }
+
+    fn on_edges(&self, edges: &[EdgeCall], now: UnixNanos) {
+        let mut st = self.state.lock();
+        for e in edges {
+            let lat = e.client_ns.or(e.server_ns);
+            let o = Obs {
+                latency_ns: lat,
+                error: e.failed,
+                trace_id: Some(e.trace_id),
+                n: 1,
+            };
+            st.observe(
+                &self.cfg,
+                &e.environment,
+                &e.caller,
+                &e.caller_version,
+                peer_key(Scope::Outgoing, &e.callee),
+                o,
+                now,
+            );
+            if e.callee_kind == NodeKind::Service && !e.callee_version.is_empty() {
+                st.observe(
+                    &self.cfg,
+                    &e.environment,
+                    &e.callee,
+                    &e.callee_version,
+                    peer_key(Scope::Incoming, &e.caller),
+                    o,
+                    now,
+                );
+            }
+        }
+    }
+
+    fn on_metrics(&self, batch: &MetricBatch, now: UnixNanos) {
+        // Request-duration metrics count for versions that send no server spans.
+        let mut st = self.state.lock();
+        for p in batch.points.iter().filter(|p| p.kind.is_served()) {
+            let r = &p.resource;
+            let spans = st
+                .services
+                .get(&(r.environment.clone(), r.service.clone()))
+                .and_then(|t| t.versions.get(&r.version))
+                .is_some_and(|v| v.has_server_spans);
+            if spans {
+                continue;
+            }
+            for (ns, n) in &p.buckets {
+                let o = Obs {
+                    latency_ns: Some(*ns),
+                    error: p.error,
+                    trace_id: None,
+                    n: *n,
+                };
+                st.observe(
+                    &self.cfg,
+                    &r.environment,
+                    &r.service,
+                    &r.version,
+                    self_key(&p.operation),
+                    o,
+                    now,
+                );
+            }
+        }
+    }
+}
+
+impl crate::telemetry::ExportMetrics for Judge {
+    fn export_metrics(&self, w: &mut crate::telemetry::PromWriter) {
+        use crate::telemetry::PromType;
+        let st = self.state.lock();
+        w.family(
+            "verdict_judge_deployments",
+            PromType::Gauge,
+            "Deployments listed by the judge, by verdict.",
+        );
+        for d in ["promote", "inconclusive", "rollback"] {
+            let n = st
+                .deployments
+                .values()
+                .filter(|x| x.verdict.verdict.as_str() == d)
+                .count();
+            w.sample("verdict_judge_deployments", &[("verdict", d)], n as f64);
+        }
+        w.family(
+            "verdict_judge_verdict_changes_total",
+            PromType::Counter,
+            "Verdict changes written to the decision log.",
+        );
+        w.sample(
+            "verdict_judge_verdict_changes_total",
+            &[],
+            self.changes.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        );
+        w.family(
+            "verdict_judge_held_spans",
+            PromType::Gauge,
+            "Spans held for path attribution.",
+        );
+        w.sample("verdict_judge_held_spans", &[], st.path.held_spans() as f64);
+        w.family(
+            "verdict_judge_dropped_spans_total",
+            PromType::Counter,
+            "Spans the path buffer could not hold.",
+        );
+        w.sample(
+            "verdict_judge_dropped_spans_total",
+            &[],
+            st.path.dropped_spans as f64,
+        );
+        w.family(
+            "verdict_judge_overflow_total",
+            PromType::Counter,
+            "Observations beyond the service, version or stream caps.",
+        );
+        w.sample("verdict_judge_overflow_total", &[], st.overflow as f64);
+        w.family(
+            "verdict_judge_incidents",
+            PromType::Gauge,
+            "Environment-wide incidents in progress.",
+        );
+        w.sample("verdict_judge_incidents", &[], st.incidents.len() as f64);
+        drop(st);
+        let log = self.log.lock();
+        w.family(
+            "verdict_judge_decision_log_errors_total",
+            PromType::Counter,
+            "Decision log writes that failed.",
+        );
+        w.sample(
+            "verdict_judge_decision_log_errors_total",
+            &[],
+            log.errors as f64,
+        );
+    }
+}

@@ -114,12 +114,32 @@ impl IngestReceiver {
 impl crate::telemetry::ExportMetrics for IngestQueue {
     fn export_metrics(&self, w: &mut crate::telemetry::PromWriter) {
         use crate::telemetry::PromType;
-        w.family("verdict_ingest_queue_items", PromType::Gauge, "Items (spans, metric points) accepted but not yet analysed.");
+        w.family(
+            "verdict_ingest_queue_items",
+            PromType::Gauge,
+            "Items (spans, metric points) accepted but not yet analysed.",
+        );
         w.sample("verdict_ingest_queue_items", &[], self.depth() as f64);
-        w.family("verdict_ingest_queue_capacity_items", PromType::Gauge, "Capacity of the ingest queue in items.");
-        w.sample("verdict_ingest_queue_capacity_items", &[], self.capacity as f64);
-        w.family("verdict_ingest_queue_refused_items_total", PromType::Counter, "Items refused with a retryable answer because the queue was full.");
-        w.sample("verdict_ingest_queue_refused_items_total", &[], self.refused_items() as f64);
+        w.family(
+            "verdict_ingest_queue_capacity_items",
+            PromType::Gauge,
+            "Capacity of the ingest queue in items.",
+        );
+        w.sample(
+            "verdict_ingest_queue_capacity_items",
+            &[],
+            self.capacity as f64,
+        );
+        w.family(
+            "verdict_ingest_queue_refused_items_total",
+            PromType::Counter,
+            "Items refused with a retryable answer because the queue was full.",
+        );
+        w.sample(
+            "verdict_ingest_queue_refused_items_total",
+            &[],
+            self.refused_items() as f64,
+        );
     }
 }
 

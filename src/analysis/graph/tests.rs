@@ -1,3 +1,4 @@
+<<<<<<< HEAD
 //! Unit tests of pairing, expiry, virtual nodes, caps and the snapshot.
 
 use super::config::GraphConfig;
@@ -334,3 +335,6 @@ fn metrics_use_servicegraph_names_and_labels() {
     assert!(text.contains("verdict_graph_store_items 1\n"), "{text}");
     assert!(text.contains("verdict_graph_pairing_ratio 1\n"), "{text}");
 }
+=======
+
+>>>>>>> main
