@@ -1,4 +1,3 @@
-<<<<<<< HEAD
 //! Unit tests of pairing, expiry, virtual nodes, caps and the snapshot.
 
 use super::config::GraphConfig;
@@ -335,6 +334,3 @@ fn metrics_use_servicegraph_names_and_labels() {
     assert!(text.contains("verdict_graph_store_items 1\n"), "{text}");
     assert!(text.contains("verdict_graph_pairing_ratio 1\n"), "{text}");
 }
-=======
-
->>>>>>> main
