@@ -7,6 +7,10 @@ use crate::analysis::Analyzer;
 use crate::api::AppState;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::receiver::decode::DeltaConverter;
+use crate::receiver::metrics::ReceiverMetrics;
+use crate::receiver::queue::IngestQueue;
+use crate::telemetry::ExportMetrics;
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,20 +62,46 @@ pub fn resolve_config(args: &ServeArgs) -> anyhow::Result<Config> {
 
 /// A running analyzer: its bound addresses and what stops it.
 pub struct RunningApp {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
     pub api_addr: SocketAddr,
     pub state: AppState,
-    shutdown: CancellationToken,
-    tasks: Vec<JoinHandle<()>>,
+    stages: Stages,
+}
+
+/// Shutdown stages, in order; each has its own token so earlier ones finish first.
+struct Stages {
+    receivers: (CancellationToken, crate::receiver::ReceiverHandles),
+    workers: (CancellationToken, Vec<JoinHandle<()>>),
+    ticker: (CancellationToken, JoinHandle<()>),
+    delivery: (CancellationToken, JoinHandle<()>),
+    api: (CancellationToken, JoinHandle<()>),
 }
 
 impl RunningApp {
-    /// Stops in stages: receivers stop accepting, analysis drains what was accepted, the
-    /// last tick runs, then the API stops.
+    /// Stops in stages: receivers stop accepting and finish in-flight requests, workers
+    /// drain what was accepted, the last tick judges it, alert delivery flushes, then the
+    /// API stops.
     pub async fn stop(self) {
-        self.shutdown.cancel();
-        for t in self.tasks {
-            let _ = t.await;
+        let Stages {
+            receivers,
+            workers,
+            ticker,
+            delivery,
+            api,
+        } = self.stages;
+        receivers.0.cancel();
+        receivers.1.join().await;
+        workers.0.cancel();
+        for w in workers.1 {
+            let _ = w.await;
         }
+        ticker.0.cancel();
+        let _ = ticker.1.await;
+        delivery.0.cancel();
+        let _ = delivery.1.await;
+        api.0.cancel();
+        let _ = api.1.await;
     }
 }
 
@@ -81,45 +111,82 @@ pub async fn start(
     webhooks: Vec<String>,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<RunningApp> {
-    let shutdown = CancellationToken::new();
     let judge = Arc::new(crate::judge::Judge::new(&config.judge)?);
     let mut analyzer = Analyzer::new(&config.state, &config.graph);
     analyzer.add_observer(judge.clone());
     let analyzer = Arc::new(analyzer);
-    let ready = Arc::new(AtomicBool::new(false));
     let external_url = format!("http://{}", config.api.addr);
     let alerting =
         crate::alert::Alerting::open(&config.alerting, &webhooks, &external_url, clock.now())?;
+    let (queue, queue_rx) = IngestQueue::new(config.receivers.queue_capacity);
+    let receiver_metrics = Arc::new(ReceiverMetrics::new());
+    let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         analyzer: analyzer.clone(),
         clock: clock.clone(),
         metrics: Arc::new(vec![
-            alerting.clone() as Arc<dyn crate::telemetry::ExportMetrics>
+            receiver_metrics.clone() as Arc<dyn ExportMetrics>,
+            queue.clone(),
+            analyzer.clone(),
+            judge.clone(),
+            alerting.clone(),
         ]),
         ready: ready.clone(),
         alerting: alerting.clone(),
         judge: judge.clone(),
     };
-    let mut tasks = Vec::new();
-    tasks.push(alerting.spawn_delivery(clock.clone(), shutdown.clone()));
-    tasks.push(spawn_ticker(
-        Loop {
-            analyzer: analyzer.clone(),
-            judge: judge.clone(),
-            alerting: alerting.clone(),
-        },
+    let (api_addr, api) = spawn_api(&config.api.addr, state.clone()).await?;
+    let delivery_stop = CancellationToken::new();
+    let delivery = alerting.spawn_delivery(clock.clone(), delivery_stop.clone());
+    let ticker_stop = CancellationToken::new();
+    let l = Loop {
+        analyzer: analyzer.clone(),
+        judge: judge.clone(),
+        alerting,
+        queue: queue.clone(),
+    };
+    let ticker = spawn_ticker(l, clock.clone(), ticker_stop.clone());
+    let drain = CancellationToken::new();
+    let n_workers = match config.receivers.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let workers = workers::spawn(
+        n_workers,
+        queue.clone(),
+        queue_rx,
+        analyzer,
         clock.clone(),
-        shutdown.clone(),
+        drain.clone(),
+    );
+    let deltas = Arc::new(DeltaConverter::new(
+        config.receivers.max_metric_streams,
+        config.receivers.metric_stream_ttl,
     ));
-    let (api_addr, api_task) = spawn_api(&config.api.addr, state.clone(), shutdown.clone()).await?;
-    tasks.push(api_task);
+    let recv_stop = CancellationToken::new();
+    let receivers = crate::receiver::spawn(
+        &config.receivers,
+        queue,
+        receiver_metrics,
+        deltas,
+        clock,
+        recv_stop.clone(),
+    )
+    .await?;
     ready.store(true, Ordering::Release);
-    tracing::info!(api = %api_addr, "verdict serving");
+    tracing::info!(grpc = %receivers.grpc_addr, http = %receivers.http_addr, api = %api_addr, "verdict serving");
     Ok(RunningApp {
+        grpc_addr: receivers.grpc_addr,
+        http_addr: receivers.http_addr,
         api_addr,
         state,
-        shutdown,
-        tasks,
+        stages: Stages {
+            receivers: (recv_stop, receivers),
+            workers: (drain, workers),
+            ticker: (ticker_stop, ticker),
+            delivery: (delivery_stop, delivery),
+            api,
+        },
     })
 }
 
@@ -128,12 +195,15 @@ struct Loop {
     analyzer: Arc<Analyzer>,
     judge: Arc<crate::judge::Judge>,
     alerting: Arc<crate::alert::Alerting>,
+    queue: Arc<IngestQueue>,
 }
 
 impl Loop {
     /// Housekeeping, then judging, then alerting on every current verdict.
     fn tick(&self, now: crate::model::UnixNanos) {
         self.analyzer.tick(now);
+        self.judge
+            .note_shed(self.queue.take_refused_since_last(), now);
         let judged = self.judge.tick(&self.analyzer.series, now);
         for v in &judged.changed {
             tracing::info!(
@@ -166,22 +236,23 @@ fn spawn_ticker(l: Loop, clock: Arc<dyn Clock>, shutdown: CancellationToken) -> 
 async fn spawn_api(
     addr: &str,
     state: AppState,
-    shutdown: CancellationToken,
-) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+) -> anyhow::Result<(SocketAddr, (CancellationToken, JoinHandle<()>))> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the API on {addr}"))?;
     let bound = listener.local_addr()?;
     let router = crate::api::router(state);
+    let stop = CancellationToken::new();
+    let token = stop.clone();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .with_graceful_shutdown(async move { token.cancelled().await })
             .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "API server failed");
         }
     });
-    Ok((bound, task))
+    Ok((bound, (stop, task)))
 }
 
 /// Runs the analyzer until SIGTERM or Ctrl-C, then shuts down gracefully and returns.

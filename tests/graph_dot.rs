@@ -4,7 +4,6 @@
 use axum::body::Body;
 use http::{Request, StatusCode};
 use std::process::{Command, Stdio};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tower::ServiceExt;
 use verdict::analysis::graph::config::GraphConfig;
@@ -31,12 +30,9 @@ fn state() -> AppState {
         ),
     ];
     analyzer.record(&IngestItem::Spans(SpanBatch { spans }), T0);
-    AppState {
-        analyzer: Arc::new(analyzer),
-        clock: Arc::new(ManualClock::new(T0 + 1_000_000_000)),
-        metrics: Arc::new(Vec::new()),
-        ready: Arc::new(AtomicBool::new(true)),
-    }
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("graph_dot");
+    let clock = Arc::new(ManualClock::new(T0 + 1_000_000_000));
+    AppState::standalone(analyzer, clock, &dir).unwrap()
 }
 
 async fn get(uri: &str, accept: Option<&str>) -> (StatusCode, String, String) {

@@ -78,3 +78,10 @@ impl Analyzer {
         }
     }
 }
+
+impl crate::telemetry::ExportMetrics for Analyzer {
+    fn export_metrics(&self, w: &mut crate::telemetry::PromWriter) {
+        self.series.export_metrics(w);
+        self.graph.export_metrics(w);
+    }
+}

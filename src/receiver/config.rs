@@ -20,6 +20,9 @@ pub struct ReceiverConfig {
     /// Capacity of the ingest queue in items (spans and metric points) accepted but not
     /// yet analysed. When full, requests are refused as retryable. Default `262144`.
     pub queue_capacity: usize,
+    /// Analysis workers taking batches off the ingest queue; `0` means one per available
+    /// CPU. Default `0`.
+    pub workers: usize,
     /// Delay clients are asked to wait before retrying a refused request (HTTP
     /// `Retry-After`, gRPC RetryInfo). Whole seconds on HTTP. Default `1s`.
     #[serde(with = "humantime_serde")]
@@ -64,6 +67,7 @@ impl Default for ReceiverConfig {
             http_addr: "0.0.0.0:4318".into(),
             max_request_bytes: 64 << 20,
             queue_capacity: 262_144,
+            workers: 0,
             retry_after: Duration::from_secs(1),
             max_concurrent_requests: 64,
             max_connections: 4096,

@@ -22,6 +22,7 @@ pub struct IngestQueue {
     depth: AtomicUsize,
     capacity: usize,
     refused_items: AtomicU64,
+    refused_reported: AtomicU64,
 }
 
 /// Consumer side, owned by the analysis workers.
@@ -38,6 +39,7 @@ impl IngestQueue {
             depth: AtomicUsize::new(0),
             capacity,
             refused_items: AtomicU64::new(0),
+            refused_reported: AtomicU64::new(0),
         };
         (std::sync::Arc::new(q), IngestReceiver { rx })
     }
@@ -84,6 +86,12 @@ impl IngestQueue {
     /// Items refused because the queue was full, since start.
     pub fn refused_items(&self) -> u64 {
         self.refused_items.load(Ordering::Relaxed)
+    }
+
+    /// Items refused since the previous call (for the judge's fail-safe on shed data).
+    pub fn take_refused_since_last(&self) -> u64 {
+        let total = self.refused_items();
+        total - self.refused_reported.swap(total, Ordering::Relaxed)
     }
 
     /// Marks an item taken by a worker as analysed (frees its capacity).
