@@ -9,6 +9,70 @@ use super::wire::{expect, Reader, WireError, FIXED64, LEN, VARINT};
 use super::{DecodeError, NormalizeStats, TraceDecode};
 use crate::model::{SpanKind, SpanRecord, UnixNanos};
 
+/// Field numbers the decoder reads (`proto/README.md`); `proto_fields_match` checks each
+/// against the vendored `.proto` descriptors.
+pub(crate) mod field {
+    pub const REQUEST_RESOURCE_SPANS: u32 = 1;
+    pub const RESOURCE_SPANS_RESOURCE: u32 = 1;
+    pub const RESOURCE_SPANS_SCOPE_SPANS: u32 = 2;
+    pub const RESOURCE_ATTRIBUTES: u32 = 1;
+    pub const SCOPE_SPANS_SPANS: u32 = 2;
+    pub const SPAN_TRACE_ID: u32 = 1;
+    pub const SPAN_SPAN_ID: u32 = 2;
+    pub const SPAN_PARENT_SPAN_ID: u32 = 4;
+    pub const SPAN_NAME: u32 = 5;
+    pub const SPAN_KIND: u32 = 6;
+    pub const SPAN_START: u32 = 7;
+    pub const SPAN_END: u32 = 8;
+    pub const SPAN_ATTRIBUTES: u32 = 9;
+    pub const SPAN_STATUS: u32 = 15;
+    pub const STATUS_CODE: u32 = 3;
+    pub const KEY_VALUE_KEY: u32 = 1;
+    pub const KEY_VALUE_VALUE: u32 = 2;
+    pub const ANY_STRING: u32 = 1;
+    pub const ANY_BOOL: u32 = 2;
+    pub const ANY_INT: u32 = 3;
+    pub const ANY_BYTES: u32 = 7;
+
+    /// (message, field, number) for the test against `proto/`.
+    #[cfg(test)]
+    pub const ALL: &[(&str, &str, u32)] = &[
+        (
+            "collector.trace.v1.ExportTraceServiceRequest",
+            "resource_spans",
+            REQUEST_RESOURCE_SPANS,
+        ),
+        (
+            "trace.v1.ResourceSpans",
+            "resource",
+            RESOURCE_SPANS_RESOURCE,
+        ),
+        (
+            "trace.v1.ResourceSpans",
+            "scope_spans",
+            RESOURCE_SPANS_SCOPE_SPANS,
+        ),
+        ("resource.v1.Resource", "attributes", RESOURCE_ATTRIBUTES),
+        ("trace.v1.ScopeSpans", "spans", SCOPE_SPANS_SPANS),
+        ("trace.v1.Span", "trace_id", SPAN_TRACE_ID),
+        ("trace.v1.Span", "span_id", SPAN_SPAN_ID),
+        ("trace.v1.Span", "parent_span_id", SPAN_PARENT_SPAN_ID),
+        ("trace.v1.Span", "name", SPAN_NAME),
+        ("trace.v1.Span", "kind", SPAN_KIND),
+        ("trace.v1.Span", "start_time_unix_nano", SPAN_START),
+        ("trace.v1.Span", "end_time_unix_nano", SPAN_END),
+        ("trace.v1.Span", "attributes", SPAN_ATTRIBUTES),
+        ("trace.v1.Span", "status", SPAN_STATUS),
+        ("trace.v1.Status", "code", STATUS_CODE),
+        ("common.v1.KeyValue", "key", KEY_VALUE_KEY),
+        ("common.v1.KeyValue", "value", KEY_VALUE_VALUE),
+        ("common.v1.AnyValue", "string_value", ANY_STRING),
+        ("common.v1.AnyValue", "bool_value", ANY_BOOL),
+        ("common.v1.AnyValue", "int_value", ANY_INT),
+        ("common.v1.AnyValue", "bytes_value", ANY_BYTES),
+    ];
+}
+
 /// Per-request decoding context.
 struct Ctx {
     now: UnixNanos,
@@ -33,10 +97,13 @@ pub fn decode_traces_proto(body: &[u8], now: UnixNanos) -> Result<TraceDecode, D
         scratch: String::new(),
         resources: Vec::new(),
     };
+    // Realistic exports carry 400-600 bytes per span; reserving for the dense end avoids
+    // most regrowth without over-allocating much.
+    ctx.out.spans.reserve(body.len() / 640);
     let mut r = Reader::new(body);
     while !r.is_empty() {
         let (field, wt) = r.key().map_err(at("ExportTraceServiceRequest"))?;
-        if field == 1 {
+        if field == field::REQUEST_RESOURCE_SPANS {
             expect(wt, LEN, &r).map_err(at("ExportTraceServiceRequest"))?;
             let rs = r.bytes().map_err(at("ExportTraceServiceRequest"))?;
             resource_spans(rs, &mut ctx)?;
@@ -112,7 +179,7 @@ fn resource_spans(buf: &[u8], ctx: &mut Ctx) -> Result<(), DecodeError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
         let (field, wt) = r.key().map_err(at(M))?;
-        if field == 1 {
+        if field == field::RESOURCE_SPANS_RESOURCE {
             expect(wt, LEN, &r).map_err(at(M))?;
             parts.push(r.bytes().map_err(at(M))?);
         } else {
@@ -123,7 +190,7 @@ fn resource_spans(buf: &[u8], ctx: &mut Ctx) -> Result<(), DecodeError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
         let (field, wt) = r.key().map_err(at(M))?;
-        if field == 2 {
+        if field == field::RESOURCE_SPANS_SCOPE_SPANS {
             expect(wt, LEN, &r).map_err(at(M))?;
             scope_spans(r.bytes().map_err(at(M))?, &resource, ctx)?;
         } else {
@@ -139,7 +206,7 @@ fn resource_attrs<'a>(buf: &'a [u8], attrs: &mut ResourceAttrs<'a>) -> Result<()
     let mut r = Reader::new(buf);
     while !r.is_empty() {
         let (field, wt) = r.key().map_err(at(M))?;
-        if field == 1 {
+        if field == field::RESOURCE_ATTRIBUTES {
             expect(wt, LEN, &r).map_err(at(M))?;
             let kv = r.bytes().map_err(at(M))?;
             if let Some((key, val)) = key_value(kv, ResourceKey::parse)? {
@@ -158,7 +225,7 @@ fn scope_spans(buf: &[u8], resource: &NormalResource, ctx: &mut Ctx) -> Result<(
     let mut r = Reader::new(buf);
     while !r.is_empty() {
         let (field, wt) = r.key().map_err(at(M))?;
-        if field == 2 {
+        if field == field::SCOPE_SPANS_SPANS {
             expect(wt, LEN, &r).map_err(at(M))?;
             span(r.bytes().map_err(at(M))?, resource, ctx)?;
         } else {
@@ -191,10 +258,12 @@ fn span(buf: &[u8], resource: &NormalResource, ctx: &mut Ctx) -> Result<(), Deco
     let mut r = Reader::new(buf);
     while !r.is_empty() {
         let (field, wt) = r.key().map_err(at(M))?;
+        use field::*;
         let want = match field {
-            1 | 2 | 4 | 5 | 9 | 15 => LEN,
-            6 => VARINT,
-            7 | 8 => FIXED64,
+            SPAN_TRACE_ID | SPAN_SPAN_ID | SPAN_PARENT_SPAN_ID | SPAN_NAME | SPAN_ATTRIBUTES
+            | SPAN_STATUS => LEN,
+            SPAN_KIND => VARINT,
+            SPAN_START | SPAN_END => FIXED64,
             _ => {
                 r.skip(wt, field).map_err(at(M))?;
                 continue;
@@ -202,14 +271,14 @@ fn span(buf: &[u8], resource: &NormalResource, ctx: &mut Ctx) -> Result<(), Deco
         };
         expect(wt, want, &r).map_err(at(M))?;
         match field {
-            1 => s.trace_id = r.bytes().map_err(at(M))?,
-            2 => s.span_id = r.bytes().map_err(at(M))?,
-            4 => s.parent_span_id = r.bytes().map_err(at(M))?,
-            5 => s.name = r.bytes().map_err(at(M))?,
-            6 => s.kind = r.varint().map_err(at(M))? as i32,
-            7 => s.start = r.fixed64().map_err(at(M))?,
-            8 => s.end = r.fixed64().map_err(at(M))?,
-            9 => {
+            SPAN_TRACE_ID => s.trace_id = r.bytes().map_err(at(M))?,
+            SPAN_SPAN_ID => s.span_id = r.bytes().map_err(at(M))?,
+            SPAN_PARENT_SPAN_ID => s.parent_span_id = r.bytes().map_err(at(M))?,
+            SPAN_NAME => s.name = r.bytes().map_err(at(M))?,
+            SPAN_KIND => s.kind = r.varint().map_err(at(M))? as i32,
+            SPAN_START => s.start = r.fixed64().map_err(at(M))?,
+            SPAN_END => s.end = r.fixed64().map_err(at(M))?,
+            SPAN_ATTRIBUTES => {
                 let kv = r.bytes().map_err(at(M))?;
                 if let Some((key, val)) = key_value(kv, SpanKey::parse)? {
                     s.attrs.set(key, val);
@@ -289,7 +358,7 @@ fn status(buf: &[u8]) -> Result<i32, DecodeError> {
     let mut r = Reader::new(buf);
     while !r.is_empty() {
         let (field, wt) = r.key().map_err(at(M))?;
-        if field == 3 {
+        if field == field::STATUS_CODE {
             expect(wt, VARINT, &r).map_err(at(M))?;
             code = r.varint().map_err(at(M))? as i32;
         } else {
@@ -304,7 +373,7 @@ fn status(buf: &[u8]) -> Result<i32, DecodeError> {
 #[inline]
 fn key_value<'a, K>(
     buf: &'a [u8],
-    parse: fn(&[u8]) -> Option<K>,
+    parse: impl Fn(&[u8]) -> Option<K>,
 ) -> Result<Option<(K, Val<'a>)>, DecodeError> {
     const M: &str = "KeyValue";
     let mut r = Reader::new(buf);
@@ -313,11 +382,11 @@ fn key_value<'a, K>(
     while !r.is_empty() {
         let (field, wt) = r.key().map_err(at(M))?;
         match field {
-            1 => {
+            field::KEY_VALUE_KEY => {
                 expect(wt, LEN, &r).map_err(at(M))?;
                 key = parse(r.bytes().map_err(at(M))?);
             }
-            2 => {
+            field::KEY_VALUE_VALUE => {
                 expect(wt, LEN, &r).map_err(at(M))?;
                 value = Some(r.bytes().map_err(at(M))?);
             }
@@ -339,15 +408,15 @@ fn any_value(buf: &[u8]) -> Result<Val<'_>, DecodeError> {
     while !r.is_empty() {
         let (field, wt) = r.key().map_err(at(M))?;
         match field {
-            1 => {
+            field::ANY_STRING => {
                 expect(wt, LEN, &r).map_err(at(M))?;
                 val = Val::Str(r.bytes().map_err(at(M))?);
             }
-            3 => {
+            field::ANY_INT => {
                 expect(wt, VARINT, &r).map_err(at(M))?;
                 val = Val::Int(r.varint().map_err(at(M))? as i64);
             }
-            2..=7 => {
+            field::ANY_BOOL..=field::ANY_BYTES => {
                 r.skip(wt, field).map_err(at(M))?;
                 val = Val::Other;
             }
@@ -355,4 +424,31 @@ fn any_value(buf: &[u8]) -> Result<Val<'_>, DecodeError> {
         }
     }
     Ok(val)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field;
+
+    /// The decoder's field numbers are those of the vendored definitions in `proto/`.
+    #[test]
+    fn proto_fields_match() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/proto");
+        let fds = protox::compile(
+            ["opentelemetry/proto/collector/trace/v1/trace_service.proto"],
+            [root],
+        )
+        .expect("vendored protos compile");
+        for (message, name, number) in field::ALL {
+            let full = format!("opentelemetry.proto.{message}");
+            let found = fds
+                .file
+                .iter()
+                .flat_map(|f| f.message_type.iter().map(move |m| (f.package(), m)))
+                .find(|(pkg, m)| format!("{pkg}.{}", m.name()) == full)
+                .unwrap_or_else(|| panic!("{full} not in proto/"));
+            let f = found.1.field.iter().find(|f| f.name() == *name);
+            assert_eq!(f.map(|f| f.number() as u32), Some(*number), "{full}.{name}");
+        }
+    }
 }
