@@ -48,10 +48,14 @@ impl Series {
         }
     }
 
+    /// Rolls both rings; a metrics ring left without data is freed.
     pub fn roll(&mut self, slot: SlotIdx, oldest_kept: SlotIdx) {
         self.spans.roll(slot, oldest_kept);
         if let Some(m) = &mut self.metrics {
             m.roll(slot, oldest_kept);
+            if !m.has_data() {
+                self.metrics = None;
+            }
         }
     }
 
