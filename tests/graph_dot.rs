@@ -4,7 +4,6 @@
 use axum::body::Body;
 use http::{Request, StatusCode};
 use std::process::{Command, Stdio};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tower::ServiceExt;
 use verdict::analysis::graph::config::GraphConfig;
@@ -16,7 +15,7 @@ use verdict::model::{IngestItem, NodeKind, SpanBatch, SpanKind};
 
 const T0: u64 = 1_700_000_000_000_000_000;
 
-fn state() -> AppState {
+fn state() -> (AppState, tempfile::TempDir) {
     let analyzer = Analyzer::new(&Default::default(), &GraphConfig::default());
     let hostile = resource("prod", "we\"ird\\svc\n}; x -> y [", "v\"1");
     let pay = resource("prod", "payment", "v1");
@@ -31,20 +30,19 @@ fn state() -> AppState {
         ),
     ];
     analyzer.record(&IngestItem::Spans(SpanBatch { spans }), T0);
-    AppState {
-        analyzer: Arc::new(analyzer),
-        clock: Arc::new(ManualClock::new(T0 + 1_000_000_000)),
-        metrics: Arc::new(Vec::new()),
-        ready: Arc::new(AtomicBool::new(true)),
-    }
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0 + 1_000_000_000));
+    let state = AppState::standalone(analyzer, clock, dir.path()).unwrap();
+    (state, dir)
 }
 
 async fn get(uri: &str, accept: Option<&str>) -> (StatusCode, String, String) {
+    let (state, _dir) = state();
     let mut req = Request::get(uri);
     if let Some(a) = accept {
         req = req.header("accept", a);
     }
-    let resp = verdict::api::router(state())
+    let resp = verdict::api::router(state)
         .oneshot(req.body(Body::empty()).unwrap())
         .await
         .unwrap();
