@@ -15,7 +15,7 @@ use verdict::model::{IngestItem, NodeKind, SpanBatch, SpanKind};
 
 const T0: u64 = 1_700_000_000_000_000_000;
 
-fn state() -> AppState {
+fn state() -> (AppState, tempfile::TempDir) {
     let analyzer = Analyzer::new(&Default::default(), &GraphConfig::default());
     let hostile = resource("prod", "we\"ird\\svc\n}; x -> y [", "v\"1");
     let pay = resource("prod", "payment", "v1");
@@ -30,17 +30,19 @@ fn state() -> AppState {
         ),
     ];
     analyzer.record(&IngestItem::Spans(SpanBatch { spans }), T0);
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("graph_dot");
+    let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0 + 1_000_000_000));
-    AppState::standalone(analyzer, clock, &dir).unwrap()
+    let state = AppState::standalone(analyzer, clock, dir.path()).unwrap();
+    (state, dir)
 }
 
 async fn get(uri: &str, accept: Option<&str>) -> (StatusCode, String, String) {
+    let (state, _dir) = state();
     let mut req = Request::get(uri);
     if let Some(a) = accept {
         req = req.header("accept", a);
     }
-    let resp = verdict::api::router(state())
+    let resp = verdict::api::router(state)
         .oneshot(req.body(Body::empty()).unwrap())
         .await
         .unwrap();

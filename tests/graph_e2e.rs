@@ -1,4 +1,4 @@
-//! End to end through a real client: the OpenTelemetry Python SDK sends a topology (two
+//! End to end through real clients: the OpenTelemetry Python and Rust SDKs send a topology (two
 //! caller versions, two callee versions, a database and a queue) over OTLP/HTTP protobuf;
 //! the receiver's decoder normalizes it and the graph pairs it. Every edge's counts,
 //! failures and both latencies are checked against the formulas the script uses.
@@ -102,6 +102,18 @@ fn check(
     }
 }
 
+/// Starts a `/v1/traces` endpoint feeding a fresh graph.
+async fn start_endpoint() -> (Arc<Graph>, String) {
+    let graph = Arc::new(Graph::new(&GraphConfig::default()));
+    let app = Router::new()
+        .route("/v1/traces", post(traces))
+        .with_state(graph.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (graph, format!("http://{addr}/v1/traces"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_topology_gives_exact_versioned_edges() {
     let deps = Command::new("bash")
@@ -112,15 +124,8 @@ async fn python_sdk_topology_gives_exact_versioned_edges() {
         .status()
         .unwrap();
     assert!(deps.success(), "scripts/ensure-test-deps.sh failed");
-    let graph = Arc::new(Graph::new(&GraphConfig::default()));
-    let app = Router::new()
-        .route("/v1/traces", post(traces))
-        .with_state(graph.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (graph, endpoint) = start_endpoint().await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/graph_e2e_topology.py");
-    let endpoint = format!("http://{addr}/v1/traces");
     let out = tokio::task::spawn_blocking(move || {
         Command::new("python3")
             .args([script, &endpoint, &CALLS.to_string(), &T0.to_string()])
@@ -135,6 +140,11 @@ async fn python_sdk_topology_gives_exact_versioned_edges() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    expect_topology(&graph);
+}
+
+/// Every edge of the topology the script and [`rust_client::send`] produce.
+fn expect_topology(graph: &Graph) {
     let snap = graph.snapshot(Some("e2e"), 0, u64::MAX);
     let e = &snap.edges;
     assert_eq!(e.len(), 2 + 4 + 2 + 2 + 2, "{e:#?}");
@@ -186,4 +196,187 @@ async fn python_sdk_topology_gives_exact_versioned_edges() {
     }
     let pay = snap.nodes.iter().find(|n| n.name == "payment").unwrap();
     assert_eq!(pay.versions, vec!["v1", "v2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_sdk_topology_gives_exact_versioned_edges() {
+    let (graph, endpoint) = start_endpoint().await;
+    tokio::task::spawn_blocking(move || rust_client::send(&endpoint))
+        .await
+        .unwrap();
+    expect_topology(&graph);
+}
+
+/// The same topology as `graph_e2e_topology.py`, sent by the Rust SDK
+/// (`opentelemetry-otlp`, OTLP/HTTP protobuf, one provider per service version).
+mod rust_client {
+    use super::{CALLS, T0};
+    use opentelemetry::trace::{
+        Span, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _,
+    };
+    use opentelemetry::{Context, KeyValue};
+    use opentelemetry_otlp::{Protocol, WithExportConfig};
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use opentelemetry_sdk::Resource;
+    use std::collections::HashMap;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const MS: u64 = 1_000_000;
+
+    struct Providers {
+        endpoint: String,
+        all: HashMap<(&'static str, &'static str), SdkTracerProvider>,
+    }
+
+    impl Providers {
+        fn tracer(
+            &mut self,
+            service: &'static str,
+            version: &'static str,
+        ) -> opentelemetry_sdk::trace::SdkTracer {
+            let endpoint = self.endpoint.clone();
+            self.all
+                .entry((service, version))
+                .or_insert_with(|| {
+                    let exporter = opentelemetry_otlp::SpanExporter::builder()
+                        .with_http()
+                        .with_protocol(Protocol::HttpBinary)
+                        .with_endpoint(endpoint)
+                        .build()
+                        .expect("exporter");
+                    let resource = Resource::builder_empty()
+                        .with_attributes([
+                            KeyValue::new("service.name", service),
+                            KeyValue::new("service.version", version),
+                            KeyValue::new("deployment.environment.name", "e2e"),
+                        ])
+                        .build();
+                    SdkTracerProvider::builder()
+                        .with_resource(resource)
+                        .with_simple_exporter(exporter)
+                        .build()
+                })
+                .tracer("graph-e2e")
+        }
+    }
+
+    fn at(ns: u64) -> std::time::SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(ns)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn span(
+        t: &opentelemetry_sdk::trace::SdkTracer,
+        name: &'static str,
+        kind: SpanKind,
+        parent: &Context,
+        start: u64,
+        dur: u64,
+        error: bool,
+        attrs: Vec<KeyValue>,
+    ) -> (opentelemetry_sdk::trace::Span, Context, u64) {
+        let mut s = t
+            .span_builder(name)
+            .with_kind(kind)
+            .with_start_time(at(start))
+            .with_attributes(attrs)
+            .start_with_context(t, parent);
+        if error {
+            s.set_status(Status::error("failed"));
+        }
+        let cx = Context::new().with_remote_span_context(s.span_context().clone());
+        (s, cx, start + dur)
+    }
+
+    /// Sends `CALLS` calls of the topology to `endpoint`.
+    pub fn send(endpoint: &str) {
+        let mut p = Providers {
+            endpoint: endpoint.to_string(),
+            all: HashMap::new(),
+        };
+        let v = |even: bool| if even { "v1" } else { "v2" };
+        for i in 0..CALLS {
+            let start = T0 + i * 100 * MS;
+            let co = p.tracer("checkout", v(i % 2 == 0));
+            let pay = p.tracer("payment", v(i % 4 < 2));
+            let ship = p.tracer("shipping", "v1");
+            let (mut root, root_cx, root_end) = span(
+                &co,
+                "POST /checkout",
+                SpanKind::Server,
+                &Context::new(),
+                start,
+                (50 + i) * MS,
+                false,
+                vec![],
+            );
+            let (mut cl, cl_cx, cl_end) = span(
+                &co,
+                "POST /pay",
+                SpanKind::Client,
+                &root_cx,
+                start + MS,
+                (10 + i) * MS,
+                false,
+                vec![],
+            );
+            let (mut sv, _, sv_end) = span(
+                &pay,
+                "POST /pay",
+                SpanKind::Server,
+                &cl_cx,
+                start + 2 * MS,
+                (5 + i) * MS,
+                i % 5 == 0,
+                vec![],
+            );
+            sv.end_with_timestamp(at(sv_end));
+            cl.end_with_timestamp(at(cl_end));
+            let db_attrs = vec![
+                KeyValue::new("db.system.name", "postgresql"),
+                KeyValue::new("db.namespace", "shop"),
+            ];
+            let (mut db, _, db_end) = span(
+                &co,
+                "SELECT",
+                SpanKind::Client,
+                &root_cx,
+                start + 20 * MS,
+                2 * MS,
+                false,
+                db_attrs,
+            );
+            db.end_with_timestamp(at(db_end));
+            let mq = vec![
+                KeyValue::new("messaging.system", "kafka"),
+                KeyValue::new("messaging.destination.name", "orders"),
+            ];
+            let (mut pr, pr_cx, pr_end) = span(
+                &co,
+                "orders publish",
+                SpanKind::Producer,
+                &root_cx,
+                start + 30 * MS,
+                MS,
+                false,
+                mq,
+            );
+            let (mut cons, _, cons_end) = span(
+                &ship,
+                "orders process",
+                SpanKind::Consumer,
+                &pr_cx,
+                start + 40 * MS,
+                (3 + i) * MS,
+                i % 7 == 0,
+                vec![],
+            );
+            cons.end_with_timestamp(at(cons_end));
+            pr.end_with_timestamp(at(pr_end));
+            root.end_with_timestamp(at(root_end));
+        }
+        for provider in p.all.values() {
+            provider.shutdown().expect("flush");
+        }
+    }
 }

@@ -239,3 +239,13 @@ fn counter(w: &mut PromWriter, name: &str, help: &str, v: f64) {
     w.family(name, PromType::Counter, help);
     w.sample(name, &[], v);
 }
+
+/// Renders the graph of a shared [`crate::analysis::Analyzer`] into `/metrics`, for the
+/// `AppState::metrics` list (the graph itself lives inside the analyzer's `Arc`).
+pub struct GraphMetrics(pub std::sync::Arc<crate::analysis::Analyzer>);
+
+impl ExportMetrics for GraphMetrics {
+    fn export_metrics(&self, w: &mut PromWriter) {
+        self.0.graph.export_metrics(w);
+    }
+}
