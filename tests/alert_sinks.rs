@@ -250,12 +250,18 @@ async fn webhook_groups_per_deployment_and_slack_links_to_it() {
             .count(),
         2
     );
-    assert!(
-        views
+    // The receiver logs a request before verdict has read the answer: wait for the acks.
+    let all_delivered = || {
+        al.alerts()
             .iter()
-            .all(|v| v.delivery.len() == 3 && v.delivery.iter().all(|d| d.state == "delivered")),
-        "{views:#?}"
-    );
+            .all(|v| v.delivery.len() == 3 && v.delivery.iter().all(|d| d.state == "delivered"))
+    };
+    wait_until(
+        "every sink acknowledged",
+        Duration::from_secs(10),
+        all_delivered,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
