@@ -250,10 +250,64 @@ async fn webhook_groups_per_deployment_and_slack_links_to_it() {
             .count(),
         2
     );
-    assert!(
-        views
+    // The receiver logs a request before verdict has read the answer: wait for the acks.
+    let all_delivered = || {
+        al.alerts()
             .iter()
-            .all(|v| v.delivery.len() == 3 && v.delivery.iter().all(|d| d.state == "delivered")),
-        "{views:#?}"
+            .all(|v| v.delivery.len() == 3 && v.delivery.iter().all(|d| d.state == "delivered"))
+    };
+    wait_until(
+        "every sink acknowledged",
+        Duration::from_secs(10),
+        all_delivered,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagerduty_change_event_once_per_deployment_even_across_restarts() {
+    let pd = Receiver::pagerduty().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = AlertingConfig {
+        store_path: dir.path().to_path_buf(),
+        sinks: vec![SinkConfig {
+            kind: Some(SinkType::Pagerduty),
+            url: Some(pd.url.clone()),
+            routing_key: Some("key".into()),
+            change_events: true,
+            ..SinkConfig::default()
+        }],
+        ..AlertingConfig::default()
+    };
+    let healthy = |svc: &str| verdict("prod", svc, "v2", Decision::Inconclusive, vec![]);
+    let clock = SystemClock;
+    for life in 0..2 {
+        let al = Alerting::open(&cfg, &[], "http://verdict.test", clock.now()).unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let workers = al.spawn_delivery(Arc::new(SystemClock), stop.clone());
+        al.update(&[healthy("cart")], &[], clock.now());
+        al.update(&[healthy("cart"), healthy("checkout")], &[], clock.now());
+        wait_until("change events", Duration::from_secs(10), || {
+            pd.accepted().len() >= 2
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.cancel();
+        workers.await.unwrap();
+        assert_eq!(
+            pd.accepted().len(),
+            2,
+            "life {life}: one marker per deployment, none again after a restart"
+        );
+    }
+    let got = pd.accepted();
+    assert!(got.iter().all(|r| r.path == "/v2/change/enqueue"));
+    assert_eq!(
+        got[0].body["payload"]["summary"],
+        "Deployed prod/cart v2 (baseline v1)"
+    );
+    assert_eq!(
+        got[1].body["links"][0]["href"],
+        "http://verdict.test/#/deployments/prod/checkout/v2"
     );
 }

@@ -163,7 +163,8 @@ pub struct SinkConfig {
     /// Window of `rate_limit`. Default `1m`.
     #[serde(with = "humantime_serde")]
     pub rate_window: Duration,
-    /// PagerDuty only: send a change event when a deployment starts. Default `false`.
+    /// PagerDuty only: send a change event (deployment marker) when a deployment first
+    /// appears in the judge's list. Default `false`.
     pub change_events: bool,
     /// Which alerts this sink receives. Default all.
     pub route: RouteConfig,

@@ -195,7 +195,6 @@ async fn worker(al: Arc<Alerting>, i: usize, clock: Arc<dyn Clock>, shutdown: Ca
             }
             continue;
         }
-        limiter.record(Instant::now());
         let req = spec.render(
             &n,
             RenderContext {
@@ -204,6 +203,9 @@ async fn worker(al: Arc<Alerting>, i: usize, clock: Arc<dyn Clock>, shutdown: Ca
             },
         );
         let outcome = send(&client, &req).await;
+        // Counted when the answer is in: the request surely reached the receiver by then,
+        // so the receiver never sees more than the limit in any window.
+        limiter.record(Instant::now());
         match outcome {
             Outcome::Delivered => {
                 backoff.reset();

@@ -5,6 +5,7 @@
 //! (transitions) -> [`store`] (fsynced) -> [`outbox`] (a bounded queue per sink) ->
 //! [`delivery`] (one worker per sink, retries) -> [`sink`] (request formats).
 
+mod changes;
 pub mod config;
 pub mod delivery;
 pub mod lifecycle;
@@ -57,6 +58,8 @@ struct Inner {
     store_errors: u64,
     refused: u64,
     truncated_bytes: u64,
+    /// Deployments announced by PagerDuty change events (bounded by `max_alerts`).
+    announced: std::collections::BTreeSet<String>,
 }
 
 impl Alerting {
@@ -98,10 +101,12 @@ impl Alerting {
             store_errors: 0,
             refused: 0,
             truncated_bytes: recovered.truncated_bytes,
+            announced: Default::default(),
         };
         let replay = recover::replay(recovered.records, &mut book, &sinks);
         inner.book = book;
         inner.next_id = replay.next_id;
+        inner.announced = replay.announced;
         for n in replay.pending {
             inner.push(n);
         }
@@ -152,7 +157,10 @@ impl Alerting {
                 .iter_mut()
                 .for_each(|q| drop(q.delivery.remove(fp)));
         }
-        let notes = self.plan_transitions(&mut g, &ch.transitions, now);
+        let mut notes = self.plan_transitions(&mut g, &ch.transitions, now);
+        let (marks, changes) = self.plan_changes(&mut g, verdicts, now);
+        records.extend(marks);
+        notes.extend(changes);
         records.extend(notes.iter().cloned().map(Record::Enqueue));
         if let Err(e) = g.store.append(&records, true) {
             g.store_errors += 1;
@@ -330,6 +338,11 @@ impl Inner {
     /// Every alert and undelivered durable notification, for compaction.
     fn snapshot(&self) -> Vec<Record> {
         let mut out: Vec<Record> = self.book.all().cloned().map(Record::Alert).collect();
+        out.extend(
+            self.announced
+                .iter()
+                .map(|k| Record::Announce { key: k.clone() }),
+        );
         for q in &self.queues {
             out.extend(
                 q.items

@@ -22,6 +22,28 @@ pub struct Notification {
     /// Stored in the log (transitions); re-notifications and the watchdog are not, as
     /// they are planned again after a restart.
     pub durable: bool,
+    /// A deployment marker (PagerDuty change event) instead of alerts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<ChangeEvent>,
+}
+
+/// A deployment that started, announced to PagerDuty sinks with `change_events: true`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChangeEvent {
+    pub environment: String,
+    pub service: String,
+    pub version: String,
+    pub baseline_version: Option<String>,
+    /// RFC 3339.
+    pub started_at: String,
+    pub link: String,
+}
+
+impl ChangeEvent {
+    /// Store key of the deployment (`env/service@version`).
+    pub fn key(&self) -> String {
+        format!("{}/{}@{}", self.environment, self.service, self.version)
+    }
 }
 
 /// Splits alerts into request-sized groups for a sink type: Alertmanager takes them all
@@ -194,6 +216,7 @@ pub fn plan(
                 alerts,
                 created_at: now,
                 durable,
+                change: None,
             }
         })
         .collect()

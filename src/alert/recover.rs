@@ -17,6 +17,8 @@ pub struct Replay {
     pub queued: usize,
     /// Undelivered notifications of sinks no longer configured (dropped).
     pub unknown_sink: usize,
+    /// Deployments already announced by change events.
+    pub announced: std::collections::BTreeSet<String>,
 }
 
 /// Applies records in order: later alert states replace earlier ones, `Done` cancels its
@@ -40,6 +42,8 @@ pub fn replay(records: Vec<Record>, book: &mut Book, sinks: &[SinkSpec]) -> Repl
                 r.next_id = r.next_id.max(id);
                 pending.remove(&(id, sink));
             }
+            Record::Announce { key } => drop(r.announced.insert(key)),
+            Record::Unannounce { key } => drop(r.announced.remove(&key)),
             // Batches are written flat (one level), see Store::append.
             Record::Batch { .. } => {}
         }
@@ -68,6 +72,7 @@ mod tests {
             alerts: vec![],
             created_at: 0,
             durable: true,
+            change: None,
         }
     }
 

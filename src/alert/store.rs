@@ -32,6 +32,10 @@ pub enum Record {
     Enqueue(Notification),
     /// A notification delivered or given up.
     Done { sink: String, id: u64 },
+    /// A deployment announced by a change event (so a restart does not announce it again).
+    Announce { key: String },
+    /// A deployment no longer listed by the judge.
+    Unannounce { key: String },
     /// Records written by one update in one frame, so a torn write keeps all or none
     /// (an alert's transition and its notifications stay together).
     Batch { records: Vec<Record> },

@@ -128,9 +128,14 @@ async fn handle(State(s): State<Arc<Shared>>, uri: Uri, _h: HeaderMap, body: Byt
     }
 }
 
-/// The Events API v2 rules PagerDuty documents for `/v2/enqueue`.
+/// The Events API v2 rules PagerDuty documents for `/v2/enqueue` and change events
+/// (`/v2/change/enqueue`).
 pub fn valid_pagerduty(path: &str, e: &serde_json::Value) -> bool {
     let s = |p: &str| e.pointer(p).and_then(|v| v.as_str());
+    if path == "/v2/change/enqueue" {
+        return s("/routing_key").is_some_and(|k| !k.is_empty())
+            && s("/payload/summary").is_some_and(|x| !x.is_empty() && x.chars().count() <= 1024);
+    }
     let size_ok = serde_json::to_vec(e).is_ok_and(|b| b.len() <= 512 * 1024);
     let base = path == "/v2/enqueue"
         && size_ok

@@ -54,6 +54,7 @@ mod tests {
             alerts: vec![a, r],
             created_at: 0,
             durable: true,
+            change: None,
         };
         let cx = RenderContext {
             external_url: "http://v",

@@ -25,6 +25,12 @@ pub fn request(cfg: &SinkConfig, n: &Notification, cx: RenderContext<'_>) -> Out
         .unwrap_or(DEFAULT_URL)
         .trim_end_matches('/');
     let key = cfg.routing_key.clone().unwrap_or_default();
+    if let Some(c) = &n.change {
+        return OutRequest {
+            url: format!("{base}/v2/change/enqueue"),
+            body: change_event(&key, c),
+        };
+    }
     let body = n.alerts.first().map_or(Value::Null, |a| event(&key, a, cx));
     OutRequest {
         url: format!("{base}/v2/enqueue"),
@@ -78,6 +84,27 @@ pub fn event(routing_key: &str, a: &AlertRecord, cx: RenderContext<'_>) -> Value
     });
     fit(&mut ev);
     ev
+}
+
+/// A change event (deployment marker) for a deployment that started.
+pub fn change_event(routing_key: &str, c: &crate::alert::outbox::ChangeEvent) -> Value {
+    let summary = format!(
+        "Deployed {}/{} {} (baseline {})",
+        c.environment,
+        c.service,
+        c.version,
+        c.baseline_version.as_deref().unwrap_or("none")
+    );
+    json!({
+        "routing_key": routing_key,
+        "payload": {
+            "summary": truncate(&summary, MAX_SUMMARY),
+            "timestamp": c.started_at,
+            "source": "verdict",
+            "custom_details": {"environment": c.environment, "service": c.service, "version": c.version, "baseline_version": c.baseline_version},
+        },
+        "links": [{"href": c.link, "text": "verdict deployment view"}],
+    })
 }
 
 /// Keeps the event under 512 KB: first shortens annotations, then drops them.

@@ -69,6 +69,7 @@ mod tests {
             alerts: vec![a],
             created_at: 0,
             durable: true,
+            change: None,
         };
         let t = payload(
             &n,

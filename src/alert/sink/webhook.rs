@@ -90,6 +90,7 @@ mod tests {
             alerts: vec![a, b],
             created_at: 0,
             durable: true,
+            change: None,
         };
         let cx = RenderContext {
             external_url: "http://v:4319",
