@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod config;
+pub mod dashboard;
 pub mod graph;
 pub mod health;
 pub mod services;
@@ -71,5 +72,6 @@ pub fn router(state: AppState) -> Router {
         .merge(services::routes())
         .merge(graph::routes())
         .merge(alerts::routes())
+        .merge(dashboard::routes())
         .with_state(state)
 }
