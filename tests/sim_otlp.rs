@@ -346,3 +346,50 @@ async fn request_duration_histograms_are_exported_per_resource() {
     );
     assert!(seen.contains_key("rpc.server.duration"), "{seen:?}");
 }
+
+async fn start_http_collector() -> (String, Collector) {
+    use prost::Message;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let c = Collector::default();
+    let sink = c.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: bytes::Bytes| {
+            let sink = sink.clone();
+            async move {
+                let req = ExportTraceServiceRequest::decode(body).expect("protobuf body");
+                sink.traces.lock().expect("lock").push(req);
+                ExportTraceServiceResponse::default().encode_to_vec()
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_http_protobuf_carries_the_same_spans_as_grpc() {
+    let (endpoint, collector) = start_http_collector().await;
+    let topo = Arc::new(Topology::load("otel-demo").expect("topology"));
+    let scenario = Arc::new(Scenario::from_yaml("canary", CANARY).expect("scenario"));
+    let settings = ExportSettings {
+        endpoint,
+        protocol: ExportProtocol::Http,
+        batch_delay: Duration::from_millis(100),
+        metrics_interval: None,
+    };
+    let t0 = 1_700_000_000_000_000_000;
+    let stats = emit_burst(topo, scenario, settings, t0, 60)
+        .await
+        .expect("emit");
+    let over_http = flatten(&collector.traces.lock().expect("lock"));
+    let (over_grpc, _) = run_once(42, 60, false).await;
+    assert_eq!(over_http.len() as u64, stats.spans);
+    assert_eq!(
+        over_http, over_grpc,
+        "same seed, same spans over either transport"
+    );
+}

@@ -10,7 +10,7 @@ use opentelemetry::trace::{
     Tracer as _, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, IdGenerator, RandomIdGenerator, SdkTracerProvider,
@@ -48,6 +48,8 @@ pub enum EmitError {
         endpoint: String,
         source: opentelemetry_otlp::ExporterBuildError,
     },
+    #[error("the emitter must be built inside a Tokio runtime")]
+    NoRuntime,
 }
 
 thread_local! {
@@ -126,19 +128,34 @@ impl Emitter {
         Ok(())
     }
 
-    /// Flushes and shuts every pipeline down (blocking: call from a blocking thread).
+    /// Flushes and shuts every pipeline down, all at once, each within `SHUTDOWN_TIMEOUT`
+    /// (blocking: call from a blocking thread).
     pub fn shutdown(self) {
-        for (r, sink) in self.sinks {
-            if let Err(e) = sink.traces.shutdown() {
-                tracing::warn!(service = %r.service, instance = %r.instance, error = %e, "trace provider shutdown");
+        std::thread::scope(|scope| {
+            for (r, sink) in &self.sinks {
+                scope.spawn(move || shutdown_sink(r, sink));
             }
-            if let Some(m) = sink.meters {
-                if let Err(e) = m.shutdown() {
-                    tracing::warn!(service = %r.service, instance = %r.instance, error = %e, "meter provider shutdown");
-                }
-            }
+        });
+    }
+}
+
+/// How long one pipeline may take to flush at shutdown.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn shutdown_sink(r: &SimResource, sink: &Sink) {
+    if let Err(e) = sink.traces.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
+        tracing::warn!(service = %r.service, instance = %r.instance, error = %e, "trace provider shutdown");
+    }
+    if let Some(m) = &sink.meters {
+        if let Err(e) = m.shutdown_with_timeout(SHUTDOWN_TIMEOUT) {
+            tracing::warn!(service = %r.service, instance = %r.instance, error = %e, "meter provider shutdown");
         }
     }
+}
+
+/// The OTLP/HTTP client, running on the current Tokio runtime (see `emit_http`).
+fn http_client() -> Result<super::emit_http::RuntimeHttpClient, EmitError> {
+    super::emit_http::RuntimeHttpClient::current().ok_or(EmitError::NoRuntime)
 }
 
 fn resource_of(r: &SimResource) -> opentelemetry_sdk::Resource {
@@ -168,6 +185,7 @@ fn build_sink(settings: &ExportSettings, r: &SimResource) -> Result<Sink, EmitEr
             .build(),
         ExportProtocol::Http => opentelemetry_otlp::SpanExporter::builder()
             .with_http()
+            .with_http_client(http_client()?)
             .with_endpoint(format!(
                 "{}/v1/traces",
                 settings.endpoint.trim_end_matches('/')
@@ -191,7 +209,7 @@ fn build_sink(settings: &ExportSettings, r: &SimResource) -> Result<Sink, EmitEr
     let tracer = traces.tracer("verdict-sim");
     let (meters, histograms) = match settings.metrics_interval {
         Some(interval) => {
-            let (m, h) = build_meters(settings, r, interval).map_err(err)?;
+            let (m, h) = build_meters(settings, r, interval)?;
             (Some(m), h)
         }
         None => (None, HashMap::new()),
@@ -208,23 +226,25 @@ fn build_meters(
     settings: &ExportSettings,
     r: &SimResource,
     interval: Duration,
-) -> Result<
-    (SdkMeterProvider, HashMap<&'static str, Histogram<f64>>),
-    opentelemetry_otlp::ExporterBuildError,
-> {
+) -> Result<(SdkMeterProvider, HashMap<&'static str, Histogram<f64>>), EmitError> {
     let exporter = match settings.protocol {
         ExportProtocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
             .with_tonic()
             .with_endpoint(settings.endpoint.clone())
-            .build()?,
+            .build(),
         ExportProtocol::Http => opentelemetry_otlp::MetricExporter::builder()
             .with_http()
+            .with_http_client(http_client()?)
             .with_endpoint(format!(
                 "{}/v1/metrics",
                 settings.endpoint.trim_end_matches('/')
             ))
-            .build()?,
-    };
+            .build(),
+    }
+    .map_err(|source| EmitError::Exporter {
+        endpoint: settings.endpoint.clone(),
+        source,
+    })?;
     let reader = PeriodicReader::builder(exporter)
         .with_interval(interval)
         .build();

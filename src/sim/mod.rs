@@ -5,6 +5,7 @@
 
 pub mod demo;
 pub mod emit;
+mod emit_http;
 pub mod latency;
 pub mod runner;
 pub mod scenario;
@@ -18,3 +19,5 @@ pub use scenario::Scenario;
 pub use span::{SimResource, SimSpan, SimTrace};
 pub use topology::Topology;
 pub use traffic::TrafficGen;
+#[cfg(test)]
+mod traffic_tests;

@@ -28,6 +28,8 @@ pub struct Outcome {
     pub pass: bool,
     /// Evidence summaries of the culprit's verdict, for the report.
     pub evidence: Vec<String>,
+    /// Polls of the verdict API that failed (the answer is then unreliable).
+    pub api_errors: u64,
 }
 
 /// Totals over a suite.
@@ -100,7 +102,7 @@ fn secs(v: Option<f64>) -> String {
 /// One line per outcome, aligned.
 pub fn render_line(o: &Outcome) -> String {
     format!(
-        "{:<4} {:<42} culprit={:<34} detected={:<3} rollback_after={:>7} alert_after={:>7} wrong={:<20} false_alerts={:<2} final={}",
+        "{:<4} {:<42} culprit={:<34} detected={:<3} rollback_after={:>7} alert_after={:>7} wrong={:<20} false_alerts={:<2} final={}{}",
         if o.pass { "PASS" } else { "FAIL" },
         o.environment,
         o.expected_culprit.as_deref().unwrap_or("none"),
@@ -110,6 +112,7 @@ pub fn render_line(o: &Outcome) -> String {
         if o.wrong_culprits.is_empty() { "-".to_string() } else { o.wrong_culprits.join(",") },
         o.false_alerts,
         o.final_verdict.as_deref().unwrap_or("unlisted"),
+        if o.api_errors > 0 { format!(" (API failed {} times)", o.api_errors) } else { String::new() },
     )
 }
 
@@ -149,6 +152,7 @@ mod tests {
             expected_final: vec!["rollback".into()],
             pass: detected && !wrong,
             evidence: vec![],
+            api_errors: 0,
         }
     }
 

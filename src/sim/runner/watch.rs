@@ -136,6 +136,7 @@ impl Watch {
             expected_final: e.final_verdict.clone(),
             pass,
             evidence: watched.map(summaries).unwrap_or_default(),
+            api_errors: self.api_errors,
         }
     }
 }

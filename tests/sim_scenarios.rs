@@ -1,0 +1,38 @@
+//! The short scenario suite end to end, as CI runs it: the real `verdict` binary runs
+//! `verdict scenarios --short`, which spawns `verdict serve` as a child on free loopback
+//! ports, emits each scenario through the OpenTelemetry SDK, listens as the webhook sink
+//! and reads the verdict API. Every run must pass: culprits named, nobody else blamed,
+//! healthy canaries not rolled back.
+
+use std::process::Command;
+
+#[test]
+#[ignore = "needs the OTLP receivers wired into `verdict serve` (lands on main from the server helper); run with --ignored"]
+fn the_short_suite_passes_against_a_spawned_analyzer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("short.json");
+    let suite = concat!(env!("CARGO_MANIFEST_DIR"), "/config/scenarios");
+    let out = Command::new(env!("CARGO_BIN_EXE_verdict"))
+        .args([
+            "scenarios",
+            "--short",
+            "--parallel",
+            "4",
+            "--suite",
+            suite,
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .expect("run verdict scenarios");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json report"))
+            .expect("valid json");
+    let totals = &report["totals"];
+    assert!(totals["runs"].as_u64().unwrap_or(0) >= 4, "{stdout}");
+    assert_eq!(totals["runs_with_wrong_culprit"], 0, "{stdout}");
+    assert_eq!(totals["recall"], 1.0, "{stdout}");
+    assert_eq!(totals["passed"], totals["runs"], "{stdout}");
+    assert!(out.status.success(), "{stdout}");
+}
