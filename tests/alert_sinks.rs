@@ -178,7 +178,7 @@ async fn webhook_groups_per_deployment_and_slack_links_to_it() {
             sink(SinkType::Webhook, &hook.url),
             sink(SinkType::Slack, &slack.url),
         ],
-        &[cli_hook.url.clone()],
+        std::slice::from_ref(&cli_hook.url),
     );
     let clock = SystemClock;
     let bad = bad_deployments();

@@ -23,7 +23,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    pub fn next(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         let exp = BACKOFF_BASE
             .saturating_mul(1u32 << self.failures.min(16))
             .min(BACKOFF_MAX);
@@ -222,7 +222,7 @@ async fn worker(al: Arc<Alerting>, i: usize, clock: Arc<dyn Clock>, shutdown: Ca
                 al.finish(i, n.id, None);
             }
             Outcome::Retry { error, retry_after } => {
-                let d = backoff.next().max(retry_after.unwrap_or_default());
+                let d = backoff.next_delay().max(retry_after.unwrap_or_default());
                 tracing::warn!(sink = %spec.name, id = n.id, %error, retry_in_ms = d.as_millis() as u64, "notification failed; will retry");
                 al.count(i, |c| {
                     c.failed += 1;
@@ -265,13 +265,13 @@ mod tests {
     #[test]
     fn backoff_grows_with_jitter_and_caps() {
         let mut b = Backoff::default();
-        let first = b.next();
+        let first = b.next_delay();
         assert!(first >= BACKOFF_BASE / 2 && first <= BACKOFF_BASE);
         for _ in 0..30 {
-            assert!(b.next() <= BACKOFF_MAX);
+            assert!(b.next_delay() <= BACKOFF_MAX);
         }
         b.reset();
-        assert!(b.next() <= BACKOFF_BASE);
+        assert!(b.next_delay() <= BACKOFF_BASE);
     }
 
     #[test]

@@ -24,7 +24,11 @@ pub struct Replay {
 pub fn replay(records: Vec<Record>, book: &mut Book, sinks: &[SinkSpec]) -> Replay {
     let mut pending: BTreeMap<(u64, String), Notification> = BTreeMap::new();
     let mut r = Replay::default();
-    for rec in records {
+    let flat = records.into_iter().flat_map(|rec| match rec {
+        Record::Batch { records } => records,
+        one => vec![one],
+    });
+    for rec in flat {
         match rec {
             Record::Alert(a) => book.restore(a),
             Record::Forget { fingerprint } => book.forget(&fingerprint),
@@ -36,6 +40,8 @@ pub fn replay(records: Vec<Record>, book: &mut Book, sinks: &[SinkSpec]) -> Repl
                 r.next_id = r.next_id.max(id);
                 pending.remove(&(id, sink));
             }
+            // Batches are written flat (one level), see Store::append.
+            Record::Batch { .. } => {}
         }
     }
     for (_, n) in pending {
@@ -73,8 +79,9 @@ mod tests {
             config: SinkConfig::webhook("http://x"),
         }];
         let recs = vec![
-            Record::Enqueue(note(1, "a")),
-            Record::Enqueue(note(2, "a")),
+            Record::Batch {
+                records: vec![Record::Enqueue(note(1, "a")), Record::Enqueue(note(2, "a"))],
+            },
             Record::Enqueue(note(3, "gone")),
             Record::Done {
                 sink: "a".into(),

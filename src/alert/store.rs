@@ -32,6 +32,9 @@ pub enum Record {
     Enqueue(Notification),
     /// A notification delivered or given up.
     Done { sink: String, id: u64 },
+    /// Records written by one update in one frame, so a torn write keeps all or none
+    /// (an alert's transition and its notifications stay together).
+    Batch { records: Vec<Record> },
 }
 
 /// Failures of the store.
@@ -103,12 +106,16 @@ impl Store {
         ))
     }
 
-    /// Appends records in one write; `sync` fsyncs before returning.
+    /// Appends records atomically (several go in one [`Record::Batch`] frame); `sync`
+    /// fsyncs before returning.
     pub fn append(&mut self, records: &[Record], sync: bool) -> Result<(), StoreError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let buf = encode_all(records)?;
+        let buf = match records {
+            [] => return Ok(()),
+            [one] => encode_all(std::slice::from_ref(one))?,
+            many => encode_all(&[Record::Batch {
+                records: many.to_vec(),
+            }])?,
+        };
         let path = self.dir.join(LOG);
         self.file.write_all(&buf).map_err(io_err(&path))?;
         if sync {
@@ -203,7 +210,12 @@ mod tests {
         s.append(&[done(1), done(2)], true).unwrap();
         drop(s);
         let (mut s, r) = Store::open(dir.path()).unwrap();
-        assert_eq!(r.records, vec![done(1), done(2)]);
+        assert_eq!(
+            r.records,
+            vec![Record::Batch {
+                records: vec![done(1), done(2)]
+            }]
+        );
         s.compact(&[done(7)]).unwrap();
         s.append(&[done(8)], false).unwrap();
         drop(s);
@@ -216,7 +228,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut s, _) = Store::open(dir.path()).unwrap();
         let all: Vec<Record> = (0..5).map(done).collect();
-        s.append(&all, true).unwrap();
+        for r in &all {
+            s.append(std::slice::from_ref(r), true).unwrap();
+        }
         drop(s);
         let path = dir.path().join(LOG);
         let full = std::fs::read(&path).unwrap();

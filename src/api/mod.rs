@@ -26,6 +26,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Alerts and their delivery state.
     pub alerting: Arc<crate::alert::Alerting>,
+    /// Deployments and their verdicts.
+    pub judge: Arc<crate::judge::Judge>,
 }
 
 impl AppState {
@@ -42,12 +44,23 @@ impl AppState {
             ..Default::default()
         };
         let alerting = crate::alert::Alerting::open(&alerting_cfg, &[], "http://127.0.0.1", now)?;
+        let judge_cfg = crate::judge::config::JudgeConfig {
+            decision_log: data_dir
+                .join("decisions.jsonl")
+                .to_string_lossy()
+                .into_owned(),
+            ..Default::default()
+        };
+        let judge = Arc::new(crate::judge::Judge::new(&judge_cfg)?);
+        let mut analyzer = analyzer;
+        analyzer.add_observer(judge.clone());
         Ok(Self {
             analyzer: Arc::new(analyzer),
             clock,
             metrics: Arc::new(Vec::new()),
             ready: Arc::new(AtomicBool::new(true)),
             alerting,
+            judge,
         })
     }
 }

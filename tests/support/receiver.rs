@@ -131,7 +131,7 @@ async fn handle(State(s): State<Arc<Shared>>, uri: Uri, _h: HeaderMap, body: Byt
 /// The Events API v2 rules PagerDuty documents for `/v2/enqueue`.
 pub fn valid_pagerduty(path: &str, e: &serde_json::Value) -> bool {
     let s = |p: &str| e.pointer(p).and_then(|v| v.as_str());
-    let size_ok = serde_json::to_vec(e).map_or(false, |b| b.len() <= 512 * 1024);
+    let size_ok = serde_json::to_vec(e).is_ok_and(|b| b.len() <= 512 * 1024);
     let base = path == "/v2/enqueue"
         && size_ok
         && s("/routing_key").is_some_and(|k| !k.is_empty())

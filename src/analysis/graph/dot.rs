@@ -41,10 +41,18 @@ fn node(out: &mut String, n: &NodeView) {
 }
 
 fn edge(out: &mut String, e: &EdgeView) {
-    let mut label = format!("{}@{} -> {}", e.caller, e.caller_version, e.callee);
-    if !e.callee_version.is_empty() {
-        let _ = write!(label, "@{}", e.callee_version);
-    }
+    let label_end = |name: &str, version: &str| {
+        if version.is_empty() {
+            name.to_string()
+        } else {
+            format!("{name}@{version}")
+        }
+    };
+    let mut label = format!(
+        "{} -> {}",
+        label_end(&e.caller, &e.caller_version),
+        label_end(&e.callee, &e.callee_version)
+    );
     let _ = write!(label, "\n{} req, {} err", e.requests, e.errors);
     latency(&mut label, "client p99", &e.client_latency_ms);
     latency(&mut label, "server p99", &e.server_latency_ms);

@@ -7,6 +7,7 @@ pub mod calls;
 pub mod config;
 pub mod dot;
 pub mod edges;
+pub mod fixtures;
 pub mod histogram_slot;
 pub mod metrics;
 pub mod pairing;
