@@ -104,7 +104,11 @@ async fn screenshot() {
     let browser = Browser::launch();
     let mut page = browser.page().await;
     page.navigate(&url).await;
-    page.wait_for("document.querySelectorAll('#detail svg.chart').length >= 2 && document.querySelector('path.edge')", "charts and graph").await;
+    page.wait_for(
+        "document.querySelector('path.edge') && window.verdictDashboard.polls >= 3",
+        "graph and three polls",
+    )
+    .await;
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let out = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/dashboard.png");
     page.screenshot(std::path::Path::new(out)).await;
