@@ -186,6 +186,7 @@ async fn hostile_names_render_as_text_and_run_nothing() {
 /// The real binary serves the page at `/`; the page starts polling its API.
 #[tokio::test(flavor = "multi_thread")]
 async fn verdict_serve_serves_the_dashboard() {
+    let data_dir = tempfile::tempdir().expect("data dir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_verdict"))
         .args([
             "serve",
@@ -197,6 +198,7 @@ async fn verdict_serve_serves_the_dashboard() {
             "127.0.0.1:0",
         ])
         .env("VERDICT_LOG_FORMAT", "json")
+        .current_dir(data_dir.path())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()

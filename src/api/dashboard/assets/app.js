@@ -3,7 +3,7 @@
 // Short polling (not SSE): the API serves snapshots that change once per judge tick, so a
 // poll every 2 s costs four small GETs and needs no server-side subscriber state.
 import { el, replaceChildren, depKey, VERDICT_RANK } from './util.js';
-import { poll, indexServices, trafficShare, History, alertsFor } from './data.js';
+import { poll, fetchGraph, indexServices, trafficShare, History, alertsFor } from './data.js';
 import { DeploymentList } from './list.js';
 import { renderDetail } from './detail.js';
 import { GraphView } from './graph.js';
@@ -90,6 +90,7 @@ function render() {
   Object.assign(stats, { renders: stats.renders + 1, lastListMs: t1 - t0, lastGraphMs: t3 - t2, lastLayoutMs: graph.stats.lastLayoutMs, lastRenderMs: t3 - t0 });
   if (stats.firstRenderMs === null && state.deployments.length) {
     stats.firstRenderMs = performance.now();
+    stats.firstRender = { renderMs: stats.lastRenderMs, listMs: stats.lastListMs, graphMs: stats.lastGraphMs, layoutMs: stats.lastLayoutMs, fetchMs: stats.lastFetchMs };
     performance.mark('verdict-first-render');
   }
 }
@@ -105,7 +106,7 @@ async function tick() {
   const envBefore = state.env;
   syncEnvSelect();
   // The graph is per environment: the first poll may not have known which one to ask for.
-  state.graph = envBefore === state.env ? got.graph : (await poll(state.env)).graph;
+  state.graph = envBefore === state.env ? got.graph : state.env === null ? null : await fetchGraph(state.env);
   state.history.record(Date.now(), state.deployments, state.index);
   stats.errors = got.errors;
   const status = $('status');

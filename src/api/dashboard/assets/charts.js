@@ -1,7 +1,7 @@
 // Small SVG charts: a time series of candidate vs baseline, and quantile bars side by side.
 import { svg, fmtMs, fmtPct } from './util.js';
 
-const W = 300, H = 130, PAD_L = 46, PAD_B = 18, PAD_T = 16;
+const W = 290, H = 130, PAD_L = 46, PAD_B = 18, PAD_T = 16;
 
 function scaleMax(values) {
   const m = Math.max(0, ...values.filter(v => typeof v === 'number' && isFinite(v)));

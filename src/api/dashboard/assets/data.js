@@ -11,6 +11,11 @@ async function getJson(path) {
   return r.json();
 }
 
+/** The graph of one environment, or null when it cannot be fetched. */
+export async function fetchGraph(env) {
+  try { return await getJson(`/api/v1/graph?environment=${encodeURIComponent(env)}`); } catch (_) { return null; }
+}
+
 /** Fetches everything the page shows; each source fails on its own. */
 export async function poll(env) {
   const q = env === null ? '' : `?environment=${encodeURIComponent(env)}`;
