@@ -2,6 +2,8 @@
 //! deployments and verdicts, Flagger webhooks and the dashboard.
 
 pub mod config;
+pub mod deployments;
+pub mod flagger;
 pub mod health;
 
 use crate::analysis::Analyzer;
@@ -18,11 +20,16 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Components rendered into `/metrics`, in order.
     pub metrics: Arc<Vec<Arc<dyn ExportMetrics>>>,
+    /// The judge: deployments, verdicts, Flagger webhooks.
+    pub judge: Arc<crate::judge::Judge>,
     /// Set once the receivers accept data.
     pub ready: Arc<AtomicBool>,
 }
 
 /// The API router with every route.
 pub fn router(state: AppState) -> Router {
-    Router::new().merge(health::routes()).with_state(state)
+    Router::new()
+        .merge(health::routes())
+        .merge(deployments::routes())
+        .merge(flagger::routes()).with_state(state)
 }
