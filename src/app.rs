@@ -81,19 +81,33 @@ pub async fn start(
     webhooks: Vec<String>,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<RunningApp> {
-    let _ = webhooks;
     let shutdown = CancellationToken::new();
-    let analyzer = Arc::new(Analyzer::new(&config.state, &config.graph));
+    let judge = Arc::new(crate::judge::Judge::new(&config.judge)?);
+    let mut analyzer = Analyzer::new(&config.state, &config.graph);
+    analyzer.add_observer(judge.clone());
+    let analyzer = Arc::new(analyzer);
     let ready = Arc::new(AtomicBool::new(false));
+    let external_url = format!("http://{}", config.api.addr);
+    let alerting =
+        crate::alert::Alerting::open(&config.alerting, &webhooks, &external_url, clock.now())?;
     let state = AppState {
         analyzer: analyzer.clone(),
         clock: clock.clone(),
-        metrics: Arc::new(Vec::new()),
+        metrics: Arc::new(vec![
+            alerting.clone() as Arc<dyn crate::telemetry::ExportMetrics>
+        ]),
         ready: ready.clone(),
+        alerting: alerting.clone(),
+        judge: judge.clone(),
     };
     let mut tasks = Vec::new();
+    tasks.push(alerting.spawn_delivery(clock.clone(), shutdown.clone()));
     tasks.push(spawn_ticker(
-        analyzer.clone(),
+        Loop {
+            analyzer: analyzer.clone(),
+            judge: judge.clone(),
+            alerting: alerting.clone(),
+        },
         clock.clone(),
         shutdown.clone(),
     ));
@@ -109,22 +123,43 @@ pub async fn start(
     })
 }
 
-/// The once-a-second loop: housekeeping, judging, alerting.
-fn spawn_ticker(
+/// What the once-a-second loop drives.
+struct Loop {
     analyzer: Arc<Analyzer>,
-    clock: Arc<dyn Clock>,
-    shutdown: CancellationToken,
-) -> JoinHandle<()> {
+    judge: Arc<crate::judge::Judge>,
+    alerting: Arc<crate::alert::Alerting>,
+}
+
+impl Loop {
+    /// Housekeeping, then judging, then alerting on every current verdict.
+    fn tick(&self, now: crate::model::UnixNanos) {
+        self.analyzer.tick(now);
+        let judged = self.judge.tick(&self.analyzer.series, now);
+        for v in &judged.changed {
+            tracing::info!(
+                environment = %v.environment, service = %v.service, version = %v.version,
+                baseline = ?v.baseline_version, verdict = v.verdict.as_str(),
+                reasons = v.reasons.len(), "verdict changed"
+            );
+        }
+        self.alerting
+            .update(&judged.verdicts, &judged.incidents, now);
+    }
+}
+
+/// The once-a-second loop: housekeeping, judging, alerting. One last tick runs after
+/// shutdown is requested, once the workers have drained.
+fn spawn_ticker(l: Loop, clock: Arc<dyn Clock>, shutdown: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_secs(1));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = interval.tick() => analyzer.tick(clock.now()),
+                _ = interval.tick() => l.tick(clock.now()),
             }
         }
-        analyzer.tick(clock.now());
+        l.tick(clock.now());
     })
 }
 

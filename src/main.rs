@@ -22,6 +22,16 @@ struct Cli {
 enum Command {
     /// Run the analyzer (OTLP receivers, judge, alerting, API).
     Serve(verdict::app::ServeArgs),
+    /// Send pre-encoded OTLP trace batches over gRPC and report accepted spans/s.
+    Loadgen(verdict::receiver::loadgen::LoadgenArgs),
+    /// Emit simulated traces and metrics for a topology (and scenario) to an OTLP endpoint.
+    Simulate(verdict::sim::simulate::SimulateArgs),
+    /// Run the scenario suite (and the real-trace replay) against an analyzer and report.
+    Scenarios(verdict::sim::runner::ScenariosArgs),
+    /// See it work: analyzer + simulated shop with a canary that goes bad.
+    Demo(verdict::sim::demo::DemoArgs),
+    /// Replay recorded OTLP/JSON lines through the analyzer and print the verdicts.
+    Replay(verdict::judge::replay::ReplayArgs),
     /// Check a configuration file and report every problem.
     Validate {
         /// The configuration file to check.
@@ -35,6 +45,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => run(verdict::app::serve(args)),
+        Command::Loadgen(args) => run(verdict::receiver::loadgen::run(args)),
+        Command::Simulate(args) => run(verdict::sim::simulate::run(args)),
+        Command::Scenarios(args) => run(verdict::sim::runner::run(args)),
+        Command::Demo(args) => run(verdict::sim::demo::run(args)),
+        Command::Replay(args) => run(verdict::judge::replay::run(args)),
         Command::Validate { config } => validate(&config),
     }
 }

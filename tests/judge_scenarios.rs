@@ -39,7 +39,13 @@ struct Run {
 }
 
 fn res(service: &str, version: &str) -> Arc<Resource> {
-    Arc::new(Resource { environment: "prod".into(), service: service.into(), version: version.into(), instance: "i".into(), k8s_deployment: Some(service.into()) })
+    Arc::new(Resource {
+        environment: "prod".into(),
+        service: service.into(),
+        version: version.into(),
+        instance: "i".into(),
+        k8s_deployment: Some(service.into()),
+    })
 }
 
 struct World {
@@ -49,7 +55,17 @@ struct World {
     ln5: LogNormal<f64>,
 }
 
-fn span(r: &Arc<Resource>, trace: [u8; 16], id: u64, parent: u64, kind: SpanKind, op: &str, end: u64, dur: f64, error: bool) -> SpanRecord {
+fn span(
+    r: &Arc<Resource>,
+    trace: [u8; 16],
+    id: u64,
+    parent: u64,
+    kind: SpanKind,
+    op: &str,
+    end: u64,
+    dur: f64,
+    error: bool,
+) -> SpanRecord {
     SpanRecord {
         resource: r.clone(),
         trace_id: trace,
@@ -68,8 +84,17 @@ fn span(r: &Arc<Resource>, trace: [u8; 16], id: u64, parent: u64, kind: SpanKind
 impl World {
     /// One request through frontend -> checkout@cv -> payment@pv and checkout -> db.
     #[allow(clippy::too_many_arguments)]
-    fn request(&mut self, sc: Sc, t: u64, cv: &str, pv: &str, spans: &mut Vec<SpanRecord>, edges: &mut Vec<EdgeCall>) {
-        let bad = (cv == "2" && !matches!(sc, Sc::CalleeCanary)) || (pv == "2" && sc == Sc::CalleeCanary);
+    fn request(
+        &mut self,
+        sc: Sc,
+        t: u64,
+        cv: &str,
+        pv: &str,
+        spans: &mut Vec<SpanRecord>,
+        edges: &mut Vec<EdgeCall>,
+    ) {
+        let bad =
+            (cv == "2" && !matches!(sc, Sc::CalleeCanary)) || (pv == "2" && sc == Sc::CalleeCanary);
         let bad = bad && !matches!(sc, Sc::Healthy | Sc::Global | Sc::LowTraffic);
         let global = sc == Sc::Global && t >= (T0 + 30) * S;
         let trace: [u8; 16] = self.rng.random();
@@ -103,37 +128,143 @@ impl World {
         }
         let co = own + pay_client + db;
         let fe = co + 2.0 * MS;
-        let (fr, cr, pr, end) = (res("frontend", "1"), res("checkout", cv), res("payment", pv), t);
+        let (fr, cr, pr, end) = (
+            res("frontend", "1"),
+            res("checkout", cv),
+            res("payment", pv),
+            t,
+        );
         let id0: u64 = self.rng.random::<u64>() | 1;
         let (f, fc, c, cp, p, cd) = (id0, id0 + 1, id0 + 2, id0 + 3, id0 + 4, id0 + 5);
-        spans.push(span(&fr, trace, f, 0, SpanKind::Server, "GET /", end, fe, co_err));
-        spans.push(span(&fr, trace, fc, f, SpanKind::Client, "checkout", end, co + MS, co_err));
-        spans.push(span(&cr, trace, c, fc, SpanKind::Server, "POST /checkout", end, co, co_err));
-        spans.push(span(&cr, trace, cp, c, SpanKind::Client, "pay", end, pay_client, pay_err));
-        spans.push(span(&pr, trace, p, cp, SpanKind::Server, "Pay", end, pay_server, pay_err));
-        spans.push(span(&cr, trace, cd, c, SpanKind::Client, "SELECT", end, db, false));
-        let edge = |caller: &str, cv: &str, callee: &str, pv: &str, kind, client: f64, server: Option<f64>, failed| EdgeCall {
+        spans.push(span(
+            &fr,
+            trace,
+            f,
+            0,
+            SpanKind::Server,
+            "GET /",
+            end,
+            fe,
+            co_err,
+        ));
+        spans.push(span(
+            &fr,
+            trace,
+            fc,
+            f,
+            SpanKind::Client,
+            "checkout",
+            end,
+            co + MS,
+            co_err,
+        ));
+        spans.push(span(
+            &cr,
+            trace,
+            c,
+            fc,
+            SpanKind::Server,
+            "POST /checkout",
+            end,
+            co,
+            co_err,
+        ));
+        spans.push(span(
+            &cr,
+            trace,
+            cp,
+            c,
+            SpanKind::Client,
+            "pay",
+            end,
+            pay_client,
+            pay_err,
+        ));
+        spans.push(span(
+            &pr,
+            trace,
+            p,
+            cp,
+            SpanKind::Server,
+            "Pay",
+            end,
+            pay_server,
+            pay_err,
+        ));
+        spans.push(span(
+            &cr,
+            trace,
+            cd,
+            c,
+            SpanKind::Client,
+            "SELECT",
+            end,
+            db,
+            false,
+        ));
+        let edge = |caller: &str,
+                    cv: &str,
+                    callee: &str,
+                    pv: &str,
+                    kind,
+                    client: f64,
+                    server: Option<f64>,
+                    failed| EdgeCall {
             environment: "prod".into(),
             caller: caller.into(),
             caller_version: cv.into(),
             callee: callee.into(),
             callee_version: pv.into(),
             callee_kind: kind,
-            connection_type: if kind == NodeKind::Database { ConnectionType::Database } else { ConnectionType::Direct },
+            connection_type: if kind == NodeKind::Database {
+                ConnectionType::Database
+            } else {
+                ConnectionType::Direct
+            },
             client_ns: Some(client as u64),
             server_ns: server.map(|s| s as u64),
             failed,
             trace_id: trace,
             time_unix_nano: end,
         };
-        edges.push(edge("frontend", "1", "checkout", cv, NodeKind::Service, co + MS, Some(co), co_err));
-        edges.push(edge("checkout", cv, "payment", pv, NodeKind::Service, pay_client, Some(pay_server), pay_err));
-        edges.push(edge("checkout", cv, "postgres", "", NodeKind::Database, db, None, false));
+        edges.push(edge(
+            "frontend",
+            "1",
+            "checkout",
+            cv,
+            NodeKind::Service,
+            co + MS,
+            Some(co),
+            co_err,
+        ));
+        edges.push(edge(
+            "checkout",
+            cv,
+            "payment",
+            pv,
+            NodeKind::Service,
+            pay_client,
+            Some(pay_server),
+            pay_err,
+        ));
+        edges.push(edge(
+            "checkout",
+            cv,
+            "postgres",
+            "",
+            NodeKind::Database,
+            db,
+            None,
+            false,
+        ));
     }
 }
 
 fn run(sc: Sc, seed: u64, secs: u64) -> Run {
-    let cfg = JudgeConfig { decision_log: String::new(), ..Default::default() };
+    let cfg = JudgeConfig {
+        decision_log: String::new(),
+        ..Default::default()
+    };
     let judge = Judge::new(&cfg).unwrap();
     let series = SeriesStore::new(&StateConfig::default());
     let mut w = World {
@@ -147,7 +278,13 @@ fn run(sc: Sc, seed: u64, secs: u64) -> Run {
         Sc::LowTraffic => (45.0, 0.2),
         _ => (45.0, 5.0),
     };
-    let mut out = Run { rollback_at: None, culprits: vec![], promote_at: None, final_verdict: Decision::Inconclusive, incidents: false };
+    let mut out = Run {
+        rollback_at: None,
+        culprits: vec![],
+        promote_at: None,
+        final_verdict: Decision::Inconclusive,
+        incidents: false,
+    };
     for sec in 0..secs {
         let mut spans = Vec::new();
         let mut edges = Vec::new();
@@ -160,10 +297,17 @@ fn run(sc: Sc, seed: u64, secs: u64) -> Run {
                 _ => ("1", "1"),
             };
             if w.rng.random::<f64>() < base_rps / 100.0 {
-                let pv = if sc == Sc::CalleeCanary && after && w.rng.random::<f64>() < 0.1 { "2" } else { pv1 };
+                let pv = if sc == Sc::CalleeCanary && after && w.rng.random::<f64>() < 0.1 {
+                    "2"
+                } else {
+                    pv1
+                };
                 w.request(sc, t, cv1, pv, &mut spans, &mut edges);
             }
-            if after && !matches!(sc, Sc::Replacement | Sc::CalleeCanary) && w.rng.random::<f64>() < cand_rps / 100.0 {
+            if after
+                && !matches!(sc, Sc::Replacement | Sc::CalleeCanary)
+                && w.rng.random::<f64>() < cand_rps / 100.0
+            {
                 w.request(sc, t, "2", "1", &mut spans, &mut edges);
             }
         }
@@ -174,7 +318,11 @@ fn run(sc: Sc, seed: u64, secs: u64) -> Run {
         out.incidents |= !tick.incidents.is_empty();
         for v in &tick.verdicts {
             let at = (sec + 1).saturating_sub(T0);
-            if v.verdict == Decision::Rollback && !out.culprits.contains(&format!("{}@{}", v.service, v.version)) {
+            if v.verdict == Decision::Rollback
+                && !out
+                    .culprits
+                    .contains(&format!("{}@{}", v.service, v.version))
+            {
                 out.culprits.push(format!("{}@{}", v.service, v.version));
                 out.rollback_at.get_or_insert(at);
             }
@@ -183,8 +331,15 @@ fn run(sc: Sc, seed: u64, secs: u64) -> Run {
             }
         }
     }
-    let culprit_service = if sc == Sc::CalleeCanary { "payment" } else { "checkout" };
-    out.final_verdict = judge.verdict(Some("prod"), culprit_service, "2", base_t + secs * S).unwrap().verdict;
+    let culprit_service = if sc == Sc::CalleeCanary {
+        "payment"
+    } else {
+        "checkout"
+    };
+    out.final_verdict = judge
+        .verdict(Some("prod"), culprit_service, "2", base_t + secs * S)
+        .unwrap()
+        .verdict;
     out
 }
 
@@ -197,7 +352,11 @@ fn regression(sc: Sc, culprit: &str) {
     let mut times = Vec::new();
     for seed in 0..10 {
         let r = run(sc, seed, T0 + 60);
-        assert_eq!(r.culprits, vec![culprit.to_string()], "{sc:?} seed {seed}: wrong culprits");
+        assert_eq!(
+            r.culprits,
+            vec![culprit.to_string()],
+            "{sc:?} seed {seed}: wrong culprits"
+        );
         times.push(r.rollback_at.expect("rolled back"));
     }
     let m = median(times.clone());
@@ -218,7 +377,10 @@ fn tail_only_latency_regression() {
         assert_eq!(r.culprits, vec!["checkout@2".to_string()], "seed {seed}");
         times.push(r.rollback_at.expect("rolled back"));
     }
-    println!("Tail: onset->rollback median {} s, all {times:?}", median(times.clone()));
+    println!(
+        "Tail: onset->rollback median {} s, all {times:?}",
+        median(times.clone())
+    );
 }
 
 #[test]
@@ -246,12 +408,22 @@ fn healthy_canary_promotes_within_two_minutes_and_never_rolls_back() {
     let mut times = Vec::new();
     for seed in 0..20 {
         let r = run(Sc::Healthy, seed, T0 + 150);
-        assert!(r.culprits.is_empty(), "seed {seed}: false rollback {:?}", r.culprits);
-        let p = r.promote_at.unwrap_or_else(|| panic!("seed {seed}: no promote"));
+        assert!(
+            r.culprits.is_empty(),
+            "seed {seed}: false rollback {:?}",
+            r.culprits
+        );
+        let p = r
+            .promote_at
+            .unwrap_or_else(|| panic!("seed {seed}: no promote"));
         assert!(p <= 120, "seed {seed}: promote after {p} s");
         times.push(p);
     }
-    println!("Healthy: promote median {} s, max {}", median(times.clone()), times.iter().max().unwrap());
+    println!(
+        "Healthy: promote median {} s, max {}",
+        median(times.clone()),
+        times.iter().max().unwrap()
+    );
 }
 
 #[test]
@@ -259,7 +431,11 @@ fn global_incident_during_a_healthy_canary_is_not_blamed() {
     let mut incidents = 0;
     for seed in 0..20 {
         let r = run(Sc::Global, seed, T0 + 120);
-        assert!(r.culprits.is_empty(), "seed {seed}: false rollback {:?}", r.culprits);
+        assert!(
+            r.culprits.is_empty(),
+            "seed {seed}: false rollback {:?}",
+            r.culprits
+        );
         incidents += r.incidents as u32;
     }
     println!("Global: 0/20 rollbacks, incident reported in {incidents}/20");

@@ -49,13 +49,97 @@ pub fn bucket_value(idx: u16) -> u64 {
     lo + (hi - lo) / 2
 }
 
-/// A mutable histogram whose counts cover the dense index range it has seen.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A mutable histogram whose counts cover the dense index range it has seen. Counts start
+/// as `u16` and widen to `u32` the first time a bucket would overflow, so a typical open
+/// slot costs two bytes per bucket of its range.
+#[derive(Debug, Clone, Default)]
 pub struct LatencyHistogram {
     offset: u16,
-    counts: Vec<u32>,
+    counts: Counts,
     total: u64,
 }
+
+/// Dense bucket counts, narrow until a bucket needs more.
+#[derive(Debug, Clone)]
+enum Counts {
+    Narrow(Vec<u16>),
+    Wide(Vec<u32>),
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Counts::Narrow(Vec::new())
+    }
+}
+
+impl Counts {
+    fn len(&self) -> usize {
+        match self {
+            Counts::Narrow(v) => v.len(),
+            Counts::Wide(v) => v.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> u64 {
+        match self {
+            Counts::Narrow(v) => v[i] as u64,
+            Counts::Wide(v) => v[i] as u64,
+        }
+    }
+
+    fn prepend_zeros(&mut self, n: usize) {
+        match self {
+            Counts::Narrow(v) => drop(v.splice(0..0, std::iter::repeat_n(0, n))),
+            Counts::Wide(v) => drop(v.splice(0..0, std::iter::repeat_n(0, n))),
+        }
+    }
+
+    fn resize(&mut self, n: usize) {
+        match self {
+            Counts::Narrow(v) => v.resize(n, 0),
+            Counts::Wide(v) => v.resize(n, 0),
+        }
+    }
+
+    /// Adds `n` at position `i` (in range), widening when a narrow count would overflow.
+    #[inline]
+    fn add(&mut self, i: usize, n: u64) {
+        if let Counts::Narrow(v) = self {
+            let sum = v[i] as u64 + n;
+            if sum <= u16::MAX as u64 {
+                v[i] = sum as u16;
+                return;
+            }
+            *self = Counts::Wide(v.iter().map(|c| *c as u32).collect());
+        }
+        if let Counts::Wide(v) = self {
+            v[i] = v[i].saturating_add(n.min(u32::MAX as u64) as u32);
+        }
+    }
+
+    fn zero(&mut self) {
+        match self {
+            Counts::Narrow(v) => v.fill(0),
+            Counts::Wide(v) => v.fill(0),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Counts::Narrow(v) => v.capacity() * 2,
+            Counts::Wide(v) => v.capacity() * 4,
+        }
+    }
+}
+
+impl PartialEq for LatencyHistogram {
+    /// Equal when they hold the same counts, whatever their internal layout.
+    fn eq(&self, other: &Self) -> bool {
+        self.total == other.total && self.buckets().eq(other.buckets())
+    }
+}
+
+impl Eq for LatencyHistogram {}
 
 impl LatencyHistogram {
     pub fn new() -> Self {
@@ -75,20 +159,20 @@ impl LatencyHistogram {
         }
     }
 
+    #[inline]
     fn add_index(&mut self, idx: u16, n: u64) {
         self.total += n;
-        if self.counts.is_empty() {
+        let len = self.counts.len();
+        if len == 0 {
             self.offset = idx;
-            self.counts.push(0);
+            self.counts.resize(1);
         } else if idx < self.offset {
-            let grow = (self.offset - idx) as usize;
-            self.counts.splice(0..0, std::iter::repeat_n(0, grow));
+            self.counts.prepend_zeros((self.offset - idx) as usize);
             self.offset = idx;
-        } else if (idx - self.offset) as usize >= self.counts.len() {
-            self.counts.resize((idx - self.offset) as usize + 1, 0);
+        } else if (idx - self.offset) as usize >= len {
+            self.counts.resize((idx - self.offset) as usize + 1);
         }
-        let slot = &mut self.counts[(idx - self.offset) as usize];
-        *slot = slot.saturating_add(n.min(u32::MAX as u64) as u32);
+        self.counts.add((idx - self.offset) as usize, n);
     }
 
     /// Number of recorded values.
@@ -100,17 +184,23 @@ impl LatencyHistogram {
         self.total == 0
     }
 
+    /// Empties the histogram but keeps its allocation (for reuse as the next open slot).
+    pub fn reset(&mut self) {
+        self.counts.zero();
+        self.total = 0;
+    }
+
     /// Populated buckets as (bucket index, count), in increasing value order.
     pub fn buckets(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
-        self.counts
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| **c > 0)
-            .map(|(i, c)| (self.offset + i as u16, *c as u64))
+        (0..self.counts.len())
+            .map(|i| (i, self.counts.get(i)))
+            .filter(|(_, c)| *c > 0)
+            .map(|(i, c)| (self.offset + i as u16, c))
     }
 
     /// Adds another histogram's counts (order-independent).
     pub fn merge(&mut self, other: &LatencyHistogram) {
+        self.reserve_range(other.buckets().next(), other.buckets().last());
         for (idx, c) in other.buckets() {
             self.add_index(idx, c);
         }
@@ -121,6 +211,15 @@ impl LatencyHistogram {
         for (idx, c) in other.buckets() {
             self.add_index(idx, c);
         }
+    }
+
+    /// Grows the dense range once to cover `[lo, hi]` so a merge shifts counts at most once.
+    fn reserve_range(&mut self, lo: Option<(u16, u64)>, hi: Option<(u16, u64)>) {
+        let (Some((lo, _)), Some((hi, _))) = (lo, hi) else {
+            return;
+        };
+        self.add_index(lo, 0);
+        self.add_index(hi, 0);
     }
 
     /// The value at quantile `q` in [0, 1] (nearest-rank), or None when empty.
@@ -160,14 +259,26 @@ impl LatencyHistogram {
         Some(sum / self.total as f64)
     }
 
-    /// Encodes the populated buckets compactly for a closed time slot.
+    /// Encodes the populated buckets compactly for a closed time slot (see
+    /// [`FrozenHistogram`] for the layout).
     pub fn freeze(&self) -> FrozenHistogram {
-        let mut bytes = Vec::with_capacity(self.counts.len());
-        let mut prev: u32 = 0;
-        for (idx, c) in self.buckets() {
-            put_varint(&mut bytes, (idx as u32 - prev) as u64);
-            put_varint(&mut bytes, c);
-            prev = idx as u32;
+        let mut bytes = Vec::with_capacity(self.counts.len() + 8);
+        let (mut i, len) = (0usize, self.counts.len());
+        let mut prev_end = 0usize;
+        while i < len {
+            if self.counts.get(i) == 0 {
+                i += 1;
+                continue;
+            }
+            let end = self.run_end(i);
+            let start = self.offset as usize + i;
+            put_varint(&mut bytes, (start - prev_end) as u64);
+            put_varint(&mut bytes, (end - i) as u64);
+            for j in i..end {
+                put_varint(&mut bytes, self.counts.get(j));
+            }
+            prev_end = self.offset as usize + end;
+            i = end;
         }
         FrozenHistogram {
             bytes: bytes.into_boxed_slice(),
@@ -175,13 +286,32 @@ impl LatencyHistogram {
         }
     }
 
+    /// End (exclusive) of the run starting at populated position `i`: it stops before the
+    /// first stretch of more than [`MAX_RUN_GAP`] empty buckets, and ends on a populated one.
+    fn run_end(&self, i: usize) -> usize {
+        let (mut last, mut j) = (i, i + 1);
+        while j < self.counts.len() && j - last <= MAX_RUN_GAP + 1 {
+            if self.counts.get(j) > 0 {
+                last = j;
+            }
+            j += 1;
+        }
+        last + 1
+    }
+
     /// Heap bytes held (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
-        self.counts.capacity() * std::mem::size_of::<u32>()
+        self.counts.heap_bytes()
     }
 }
 
-/// An immutable histogram: (index gap, count) pairs as LEB128 varints.
+/// Empty buckets tolerated inside a run: a zero costs one byte, a new run at least two.
+const MAX_RUN_GAP: usize = 2;
+
+/// An immutable histogram for closed slots: runs of nearly consecutive buckets, each as
+/// LEB128 varints `gap from the previous run's end, run length, count per bucket...`
+/// (zeros inside a run for short holes). A bucket with fewer than 128 values costs one
+/// byte, which is about one byte per populated bucket for latency distributions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FrozenHistogram {
     bytes: Box<[u8]>,
@@ -199,6 +329,7 @@ impl FrozenHistogram {
             bytes: &self.bytes,
             pos: 0,
             idx: 0,
+            left_in_run: 0,
         }
     }
 
@@ -211,20 +342,32 @@ impl FrozenHistogram {
 pub struct FrozenBuckets<'a> {
     bytes: &'a [u8],
     pos: usize,
+    /// Index of the next bucket to read.
     idx: u32,
+    left_in_run: u64,
 }
 
 impl Iterator for FrozenBuckets<'_> {
     type Item = (u16, u64);
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.pos >= self.bytes.len() {
-            return None;
+        loop {
+            if self.left_in_run == 0 {
+                if self.pos >= self.bytes.len() {
+                    return None;
+                }
+                self.idx += get_varint(self.bytes, &mut self.pos) as u32;
+                self.left_in_run = get_varint(self.bytes, &mut self.pos);
+                continue;
+            }
+            let count = get_varint(self.bytes, &mut self.pos);
+            let idx = self.idx as u16;
+            self.idx += 1;
+            self.left_in_run -= 1;
+            if count > 0 {
+                return Some((idx, count));
+            }
         }
-        let gap = get_varint(self.bytes, &mut self.pos);
-        let count = get_varint(self.bytes, &mut self.pos);
-        self.idx += gap as u32;
-        Some((self.idx as u16, count))
     }
 }
 
@@ -284,6 +427,58 @@ mod tests {
         assert_eq!(f.count(), 6);
     }
 
+    #[test]
+    fn narrow_counts_widen_instead_of_saturating() {
+        let mut h = LatencyHistogram::new();
+        h.record_n(1_000, 65_000);
+        assert!(matches!(h.counts, Counts::Narrow(_)));
+        h.record_n(1_000, 1_000);
+        h.record(5);
+        assert!(matches!(h.counts, Counts::Wide(_)));
+        assert_eq!(
+            h.buckets().collect::<Vec<_>>(),
+            [(5, 1), (bucket_index(1_000), 66_000)]
+        );
+        let mut back = LatencyHistogram::new();
+        back.merge_frozen(&h.freeze());
+        assert_eq!(back, h);
+    }
+
+    #[test]
+    fn reset_keeps_the_allocation_and_forgets_the_counts() {
+        let mut h = LatencyHistogram::new();
+        h.record(1_000);
+        h.record(9_000_000);
+        let bytes = h.heap_bytes();
+        h.reset();
+        assert!(h.is_empty() && h.buckets().next().is_none());
+        assert_eq!(h.heap_bytes(), bytes);
+        h.record(2_000);
+        assert_eq!(h.quantile(0.5), Some(bucket_value(bucket_index(2_000))));
+    }
+
+    #[test]
+    fn frozen_runs_cost_about_a_byte_per_bucket() {
+        let mut h = LatencyHistogram::new();
+        // 200 consecutive buckets with small counts, a short hole, and a far outlier.
+        let base = bucket_index(1_000_000);
+        for i in 0..200u16 {
+            let v = bucket_value(base + i);
+            h.record_n(v, (i % 7 + 1) as u64);
+        }
+        h.record(bucket_value(base + 202));
+        h.record(50_000_000_000);
+        let f = h.freeze();
+        assert!(
+            f.heap_bytes() <= 200 + 3 + 1 + 8,
+            "{} bytes",
+            f.heap_bytes()
+        );
+        let mut back = LatencyHistogram::new();
+        back.merge_frozen(&f);
+        assert_eq!(back, h);
+    }
+
     proptest! {
         #[test]
         fn quantiles_within_stated_precision(mut xs in proptest::collection::vec(1u64..60_000_000_000, 1..400), q in 0.0f64..1.0) {
@@ -294,6 +489,15 @@ mod tests {
             let exact = xs[rank - 1] as f64;
             let got = h.quantile(q).unwrap() as f64;
             prop_assert!((got - exact).abs() <= exact * RELATIVE_PRECISION + 1.0, "q={q} exact={exact} got={got}");
+        }
+
+        #[test]
+        fn frozen_roundtrip_is_exact(xs in proptest::collection::vec((1u64..10_000_000_000, 1u64..100_000), 0..300)) {
+            let mut h = LatencyHistogram::new();
+            for (v, n) in &xs { h.record_n(*v, *n); }
+            let mut back = LatencyHistogram::new();
+            back.merge_frozen(&h.freeze());
+            prop_assert_eq!(back, h);
         }
 
         #[test]

@@ -43,18 +43,34 @@ pub fn hook_status(hook: &str, d: Option<Decision>) -> Option<StatusCode> {
     })
 }
 
-async fn hook(State(s): State<AppState>, Path(hook): Path<String>, body: Result<Json<Payload>, axum::extract::rejection::JsonRejection>) -> Response {
+async fn hook(
+    State(s): State<AppState>,
+    Path(hook): Path<String>,
+    body: Result<Json<Payload>, axum::extract::rejection::JsonRejection>,
+) -> Response {
     let Ok(Json(p)) = body else {
-        return (StatusCode::BAD_REQUEST, Json(serde_json::json!({"error": "expected Flagger's {\"name\",\"namespace\"} payload"}))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(
+                serde_json::json!({"error": "expected Flagger's {\"name\",\"namespace\"} payload"}),
+            ),
+        )
+            .into_response();
     };
     let ns = (!p.namespace.is_empty()).then_some(p.namespace.as_str());
     let v = s.judge.workload_verdict(ns, &p.name, s.clock.now());
     let Some(status) = hook_status(&hook, v.as_ref().map(|v| v.verdict)) else {
-        return (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": format!("unknown hook {hook}")}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({"error": format!("unknown hook {hook}")})),
+        )
+            .into_response();
     };
     let body = match v {
         Some(v) => serde_json::to_value(v).unwrap_or_default(),
-        None => serde_json::json!({"verdict": "inconclusive", "reasons": [{"signal": "coverage", "scope": "self", "summary": "no deployment of this workload has been seen yet"}]}),
+        None => {
+            serde_json::json!({"verdict": "inconclusive", "reasons": [{"signal": "coverage", "scope": "self", "summary": "no deployment of this workload has been seen yet"}]})
+        }
     };
     (status, Json(body)).into_response()
 }
@@ -66,13 +82,34 @@ mod tests {
     #[test]
     fn hooks_follow_flagger_semantics() {
         use Decision::*;
-        assert_eq!(hook_status("rollout", Some(Inconclusive)), Some(StatusCode::OK));
-        assert_eq!(hook_status("rollout", Some(Rollback)), Some(StatusCode::CONFLICT));
-        assert_eq!(hook_status("confirm-promotion", Some(Inconclusive)), Some(StatusCode::PRECONDITION_FAILED));
-        assert_eq!(hook_status("confirm-traffic-increase", Some(Promote)), Some(StatusCode::OK));
-        assert_eq!(hook_status("rollback", Some(Promote)), Some(StatusCode::PRECONDITION_FAILED));
-        assert_eq!(hook_status("rollback", Some(Rollback)), Some(StatusCode::OK));
-        assert_eq!(hook_status("rollback", None), Some(StatusCode::PRECONDITION_FAILED));
+        assert_eq!(
+            hook_status("rollout", Some(Inconclusive)),
+            Some(StatusCode::OK)
+        );
+        assert_eq!(
+            hook_status("rollout", Some(Rollback)),
+            Some(StatusCode::CONFLICT)
+        );
+        assert_eq!(
+            hook_status("confirm-promotion", Some(Inconclusive)),
+            Some(StatusCode::PRECONDITION_FAILED)
+        );
+        assert_eq!(
+            hook_status("confirm-traffic-increase", Some(Promote)),
+            Some(StatusCode::OK)
+        );
+        assert_eq!(
+            hook_status("rollback", Some(Promote)),
+            Some(StatusCode::PRECONDITION_FAILED)
+        );
+        assert_eq!(
+            hook_status("rollback", Some(Rollback)),
+            Some(StatusCode::OK)
+        );
+        assert_eq!(
+            hook_status("rollback", None),
+            Some(StatusCode::PRECONDITION_FAILED)
+        );
         assert_eq!(hook_status("bogus", None), None);
     }
 }

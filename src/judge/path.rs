@@ -171,7 +171,12 @@ mod tests {
 
     fn sp(svc: &str, ver: &str, id: u8, parent: u8, kind: SpanKind, error: bool) -> SpanRecord {
         SpanRecord {
-            resource: Arc::new(Resource { environment: "e".into(), service: svc.into(), version: ver.into(), ..Default::default() }),
+            resource: Arc::new(Resource {
+                environment: "e".into(),
+                service: svc.into(),
+                version: ver.into(),
+                ..Default::default()
+            }),
             trace_id: [7; 16],
             span_id: [id; 8],
             parent_span_id: [parent; 8],
@@ -208,7 +213,14 @@ mod tests {
         }
         buf.flush(20, false, &deploying, &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
-        assert_eq!((out[0].service.as_str(), out[0].version.as_str(), out[0].peer.as_str()), ("checkout", "2", "payment"));
+        assert_eq!(
+            (
+                out[0].service.as_str(),
+                out[0].version.as_str(),
+                out[0].peer.as_str()
+            ),
+            ("checkout", "2", "payment")
+        );
         assert!(out[0].error);
         assert_eq!(buf.held_spans(), 0);
     }

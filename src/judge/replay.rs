@@ -60,7 +60,14 @@ impl Replayer {
         let judge = Arc::new(Judge::new(judge_cfg)?);
         let mut analyzer = Analyzer::new(&config.state, &config.graph);
         analyzer.add_observer(judge.clone());
-        Ok(Self { analyzer, judge, delta: DeltaConverter::new(100_000, Duration::from_secs(600)), now: 0, next_tick: 0, stats: ReplayStats::default() })
+        Ok(Self {
+            analyzer,
+            judge,
+            delta: DeltaConverter::new(100_000, Duration::from_secs(600)),
+            now: 0,
+            next_tick: 0,
+            stats: ReplayStats::default(),
+        })
     }
 
     pub fn judge(&self) -> &Judge {
@@ -77,20 +84,34 @@ impl Replayer {
         if text.contains("\"resourceSpans\"") {
             match decode_traces_json(line, self.now.max(1)) {
                 Ok(d) => {
-                    let t = d.spans.iter().filter(|s| s.timing_valid).map(|s| s.end_unix_nano).max().unwrap_or(self.now);
+                    let t = d
+                        .spans
+                        .iter()
+                        .filter(|s| s.timing_valid)
+                        .map(|s| s.end_unix_nano)
+                        .max()
+                        .unwrap_or(self.now);
                     self.advance(t, out);
                     self.stats.spans += d.spans.len() as u64;
-                    self.analyzer.record(&IngestItem::Spans(SpanBatch { spans: d.spans }), self.now);
+                    self.analyzer
+                        .record(&IngestItem::Spans(SpanBatch { spans: d.spans }), self.now);
                 }
                 Err(_) => self.stats.bad_lines += 1,
             }
         } else if text.contains("\"resourceMetrics\"") {
             match decode_metrics_json(line, &self.delta, self.now.max(1)) {
                 Ok(d) => {
-                    let t = d.batch.points.iter().map(|p| p.time_unix_nano).max().unwrap_or(self.now);
+                    let t = d
+                        .batch
+                        .points
+                        .iter()
+                        .map(|p| p.time_unix_nano)
+                        .max()
+                        .unwrap_or(self.now);
                     self.advance(t, out);
                     self.stats.metric_points += d.batch.points.len() as u64;
-                    self.analyzer.record(&IngestItem::Metrics(d.batch), self.now);
+                    self.analyzer
+                        .record(&IngestItem::Metrics(d.batch), self.now);
                 }
                 Err(_) => self.stats.bad_lines += 1,
             }
@@ -121,13 +142,22 @@ impl Replayer {
 
 fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
     let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let r: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") { Box::new(flate2::read::MultiGzDecoder::new(f)) } else { Box::new(f) };
+    let r: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(f))
+    } else {
+        Box::new(f)
+    };
     Ok(Box::new(BufReader::with_capacity(1 << 20, r)))
 }
 
 /// One printed line per verdict change.
 pub fn format_change(v: &DeploymentVerdict, now: UnixNanos) -> String {
-    let why: Vec<&str> = v.reasons.iter().take(3).map(|r| r.summary.as_str()).collect();
+    let why: Vec<&str> = v
+        .reasons
+        .iter()
+        .take(3)
+        .map(|r| r.summary.as_str())
+        .collect();
     format!(
         "{} {}/{}@{} {} (baseline {}, {} requests): {}",
         crate::clock::rfc3339(now),
@@ -157,7 +187,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         let mut buf = Vec::new();
         loop {
             buf.clear();
-            let n = reader.read_until(b'\n', &mut buf).with_context(|| format!("reading {}", path.display()))?;
+            let n = reader
+                .read_until(b'\n', &mut buf)
+                .with_context(|| format!("reading {}", path.display()))?;
             if n == 0 {
                 break;
             }
@@ -173,6 +205,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         println!("{}", format_change(v, end));
     }
     let s = &r.stats;
-    println!("-- {} lines, {} spans, {} metric points, {} unreadable lines, {} ticks --", s.lines, s.spans, s.metric_points, s.bad_lines, s.ticks);
+    println!(
+        "-- {} lines, {} spans, {} metric points, {} unreadable lines, {} ticks --",
+        s.lines, s.spans, s.metric_points, s.bad_lines, s.ticks
+    );
     Ok(())
 }

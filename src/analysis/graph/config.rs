@@ -1,13 +1,114 @@
-//! Configuration of the dependency graph (section `graph`).
+//! Configuration of the dependency graph (section `graph`): pairing store bounds, edge
+//! windows and caps.
 
 use crate::config::Validate;
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
 
 /// Section `graph`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
-pub struct GraphConfig {}
+pub struct GraphConfig {
+    /// How long a client or server span waits for its partner, and how long a completed
+    /// pair is remembered to recognise duplicates. Default `10s` (the Collector uses 2 s;
+    /// verdict is the sink, so late spans from slow exporters still pair).
+    #[serde(with = "humantime_serde")]
+    pub pairing_ttl: Duration,
+    /// Most entries (waiting spans plus remembered pairs) in the pairing store. When full,
+    /// the oldest entry is expired early (as at its TTL) and counted as evicted.
+    /// Default `200000`.
+    pub max_pending: usize,
+    /// Lock shards of the pairing store (power of two). Default `16`.
+    pub shards: usize,
+    /// Most edges kept; calls on new edges beyond it go to one `__overflow__` edge and are
+    /// counted. Default `10000`.
+    pub max_edges: usize,
+    /// Width of one rolling time slot of an edge. Default `10s`.
+    #[serde(with = "humantime_serde")]
+    pub slot: Duration,
+    /// How far back edge windows reach; edges idle this long are retired. Default `15m`.
+    #[serde(with = "humantime_serde")]
+    pub horizon: Duration,
+    /// Window of `GET /api/v1/graph` when the request names none. Default `5m`.
+    #[serde(with = "humantime_serde")]
+    pub default_window: Duration,
+}
+
+impl Default for GraphConfig {
+    fn default() -> Self {
+        Self {
+            pairing_ttl: Duration::from_secs(10),
+            max_pending: 200_000,
+            shards: 16,
+            max_edges: 10_000,
+            slot: Duration::from_secs(10),
+            horizon: Duration::from_secs(15 * 60),
+            default_window: Duration::from_secs(5 * 60),
+        }
+    }
+}
 
 impl Validate for GraphConfig {
-    fn validate(&self, _path: &str, _problems: &mut Vec<String>) {}
+    fn validate(&self, path: &str, problems: &mut Vec<String>) {
+        if self.pairing_ttl.is_zero() {
+            problems.push(format!("{path}.pairing_ttl: must be greater than zero"));
+        }
+        if self.shards == 0 || !self.shards.is_power_of_two() || self.shards > 1024 {
+            problems.push(format!(
+                "{path}.shards: {} is not a power of two between 1 and 1024",
+                self.shards
+            ));
+        }
+        if self.max_pending < self.shards.max(1) {
+            problems.push(format!(
+                "{path}.max_pending: {} is smaller than the number of shards",
+                self.max_pending
+            ));
+        }
+        if self.max_edges == 0 {
+            problems.push(format!("{path}.max_edges: must be at least 1"));
+        }
+        if self.slot < Duration::from_secs(1) {
+            problems.push(format!("{path}.slot: must be at least 1s"));
+        }
+        if self.horizon < self.slot || self.horizon > self.slot * 10_000 {
+            problems.push(format!(
+                "{path}.horizon: must be between one slot and 10000 slots"
+            ));
+        }
+        if self.default_window.is_zero() || self.default_window > self.horizon {
+            problems.push(format!(
+                "{path}.default_window: must be greater than zero and at most the horizon"
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let mut p = Vec::new();
+        GraphConfig::default().validate("graph", &mut p);
+        assert!(p.is_empty(), "{p:?}");
+    }
+
+    #[test]
+    fn reports_every_bad_field() {
+        let c = GraphConfig {
+            pairing_ttl: Duration::ZERO,
+            shards: 3,
+            max_edges: 0,
+            slot: Duration::from_millis(10),
+            ..GraphConfig::default()
+        };
+        let mut p = Vec::new();
+        c.validate("graph", &mut p);
+        let all = p.join("\n");
+        for f in ["pairing_ttl", "shards", "max_edges", "slot"] {
+            assert!(all.contains(&format!("graph.{f}:")), "{all}");
+        }
+    }
 }

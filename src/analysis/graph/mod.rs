@@ -1,21 +1,155 @@
 //! The versioned dependency-error graph: pairs client and server spans into calls between
-//! service versions, and keeps rolling windows per edge.
+//! service versions ([`pairing`], [`calls`]), keeps rolling windows per edge ([`edges`]),
+//! and serves them as a snapshot ([`snapshot`], [`dot`]) and as servicegraph metrics
+//! ([`metrics`]). Fed by the analysis workers; completed calls go on to the judge.
 
+pub mod calls;
 pub mod config;
+pub mod dot;
+pub mod edges;
+pub mod fixtures;
+pub mod histogram_slot;
+pub mod metrics;
+pub mod pairing;
+pub mod snapshot;
 
-use crate::model::{EdgeCall, SpanBatch, UnixNanos};
+pub use snapshot::{EdgeView, GraphSnapshot, NodeView, Quantiles};
 
-/// The graph. (Placeholder until the graph is built.)
-pub struct Graph {}
+use crate::model::{EdgeCall, Name, SpanBatch, UnixNanos};
+use edges::EdgeStore;
+use pairing::{Emit, PairingStore, Side, Unpaired};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// `(environment, service, side)` of unpaired-span counters.
+type UnpairedKey = (Name, Name, Side);
+
+/// The graph: pairing store, edge windows and unpaired-span counters. Shared by the
+/// analysis workers (which call [`Graph::record_spans`] concurrently), the ticker and the API.
+pub struct Graph {
+    pairing: PairingStore,
+    edges: EdgeStore,
+    unpaired: Mutex<HashMap<UnpairedKey, u64>>,
+    /// Unpaired spans not given their own series because the cap was reached.
+    unpaired_overflow: AtomicU64,
+    max_unpaired_series: usize,
+    default_window_ns: u64,
+    horizon_ns: u64,
+}
 
 impl Graph {
-    pub fn new(_cfg: &config::GraphConfig) -> Self {
-        Self {}
+    pub fn new(cfg: &config::GraphConfig) -> Self {
+        Self {
+            pairing: PairingStore::new(cfg.pairing_ttl, cfg.max_pending, cfg.shards),
+            edges: EdgeStore::new(cfg.max_edges, cfg.slot, cfg.horizon),
+            unpaired: Mutex::new(HashMap::new()),
+            unpaired_overflow: AtomicU64::new(0),
+            max_unpaired_series: cfg.max_edges,
+            default_window_ns: cfg.default_window.as_nanos() as u64,
+            horizon_ns: cfg.horizon.as_nanos() as u64,
+        }
     }
 
-    /// Records spans; calls completed by them are appended to `out`.
-    pub fn record_spans(&self, _batch: &SpanBatch, _now: UnixNanos, _out: &mut Vec<EdgeCall>) {}
+    /// Records spans; calls completed by them (pairs, database/messaging calls, roots, and
+    /// entries evicted early from a full store) are appended to `out`.
+    pub fn record_spans(&self, batch: &SpanBatch, now: UnixNanos, out: &mut Vec<EdgeCall>) {
+        let start = out.len();
+        let mut unpaired = Vec::new();
+        let mut emit = Emit {
+            calls: out,
+            unpaired: &mut unpaired,
+        };
+        for span in &batch.spans {
+            self.pairing.record(span, now, &mut emit);
+        }
+        self.edges.record(&out[start..], now);
+        self.count_unpaired(unpaired);
+    }
 
-    /// Expires unpaired spans into virtual-node edges appended to `out`.
-    pub fn tick(&self, _now: UnixNanos, _out: &mut Vec<EdgeCall>) {}
+    /// Expires unpaired spans past the TTL: client spans become virtual-node edges
+    /// (appended to `out`), server spans without a client are counted unpaired. Also
+    /// retires edge slots and edges older than the horizon.
+    pub fn tick(&self, now: UnixNanos, out: &mut Vec<EdgeCall>) {
+        let start = out.len();
+        let mut unpaired = Vec::new();
+        self.pairing.expire_until(
+            now,
+            &mut Emit {
+                calls: out,
+                unpaired: &mut unpaired,
+            },
+        );
+        self.edges.record(&out[start..], now);
+        self.edges.retire(now);
+        self.count_unpaired(unpaired);
+    }
+
+    /// Nodes and edges with calls in `[from, to)`, optionally of one environment.
+    pub fn snapshot(&self, env: Option<&str>, from: UnixNanos, to: UnixNanos) -> GraphSnapshot {
+        snapshot::build(&self.edges, env, from, to)
+    }
+
+    /// Window used when a request names none.
+    pub fn default_window_ns(&self) -> u64 {
+        self.default_window_ns
+    }
+
+    /// How far back the edge windows reach.
+    pub fn horizon_ns(&self) -> u64 {
+        self.horizon_ns
+    }
+
+    /// Entries in the pairing store (waiting spans and remembered pairs).
+    pub fn pending(&self) -> usize {
+        self.pairing.len()
+    }
+
+    /// Most entries the pairing store holds.
+    pub fn pending_capacity(&self) -> usize {
+        self.pairing.capacity()
+    }
+
+    /// Edges held (including the overflow edge when present).
+    pub fn edge_count(&self) -> usize {
+        self.edges.len()
+    }
+
+    /// Counters of the pairing store.
+    pub fn pairing_stats(&self) -> &pairing::PairingStats {
+        &self.pairing.stats
+    }
+
+    /// Unpaired spans counted for one service and side.
+    pub fn unpaired(&self, env: &str, service: &str, side: Side) -> u64 {
+        let key = (Name::new(env), Name::new(service), side);
+        self.unpaired.lock().get(&key).copied().unwrap_or(0)
+    }
+
+    fn count_unpaired(&self, spans: Vec<Unpaired>) {
+        if spans.is_empty() {
+            return;
+        }
+        let mut map = self.unpaired.lock();
+        for u in spans {
+            let key = (
+                u.resource.environment.clone(),
+                u.resource.service.clone(),
+                u.side,
+            );
+            let full = map.len() >= self.max_unpaired_series;
+            match map.get_mut(&key) {
+                Some(n) => *n += 1,
+                None if full => {
+                    self.unpaired_overflow.fetch_add(1, Ordering::Relaxed);
+                }
+                None => {
+                    map.insert(key, 1);
+                }
+            }
+        }
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# End-to-end load benchmark: builds release, starts `verdict serve` pinned to core 0, runs
+# `verdict loadgen` pinned to core 1 (pre-encoded 512-span batches over several gRPC
+# connections, retrying refused requests), and reports accepted spans/s, the server's CPU
+# use over the run (from /proc/PID/stat) and its peak RSS (VmHWM).
+#
+#   benches/e2e_load.sh                 # defaults below
+#   DURATION=60s CONNECTIONS=8 benches/e2e_load.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-20s}
+CONNECTIONS=${CONNECTIONS:-4}
+INFLIGHT=${INFLIGHT:-4}
+SERVICES=${SERVICES:-1000}
+VERSIONS=${VERSIONS:-3}
+OPERATIONS=${OPERATIONS:-10}
+PORT=${PORT:-24317}
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+
+cargo build --release --quiet --bin verdict
+BIN=target/release/verdict
+GRPC=127.0.0.1:$PORT
+HTTP=127.0.0.1:$((PORT + 1))
+API=127.0.0.1:$((PORT + 2))
+
+taskset -c "$SERVER_CPU" "$BIN" serve --otlp-grpc-addr "$GRPC" --otlp-http-addr "$HTTP" \
+  --api-addr "$API" >target/e2e-serve.log 2>&1 &
+PID=$!
+trap 'kill "$PID" 2>/dev/null || true' EXIT
+
+ready=0
+for _ in $(seq 100); do
+  if curl -sf "http://$API/readyz" >/dev/null 2>&1; then ready=1; break; fi
+  sleep 0.1
+done
+[ "$ready" = 1 ] || { echo "verdict serve did not become ready"; cat target/e2e-serve.log; exit 1; }
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+c0=$(cpu_ticks)
+t0=$(date +%s.%N)
+out=$(taskset -c "$LOAD_CPU" "$BIN" loadgen --target "http://$GRPC" --duration "$DURATION" \
+  --connections "$CONNECTIONS" --inflight "$INFLIGHT" --services "$SERVICES" \
+  --versions "$VERSIONS" --operations "$OPERATIONS")
+c1=$(cpu_ticks)
+t1=$(date +%s.%N)
+hwm=$(awk '/VmHWM/ {print $2}' "/proc/$PID/status")
+rss=$(awk '/VmRSS/ {print $2}' "/proc/$PID/status")
+hz=$(getconf CLK_TCK)
+
+echo "$out"
+awk -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" -v hz="$hz" -v hwm="$hwm" -v rss="$rss" 'BEGIN {
+  printf "server_cpu_cores=%.2f peak_rss_mib=%.1f rss_after_mib=%.1f\n", (c1 - c0) / hz / (t1 - t0), hwm / 1024, rss / 1024
+}'
+kill -TERM "$PID"
+wait "$PID" || true
+trap - EXIT

@@ -1,0 +1,136 @@
+//! What one edge keeps per time slot (calls, failures, client and server latency; frozen
+//! once the slot closes) and cumulatively for the servicegraph Prometheus histograms.
+
+use super::edges::EdgeTotals;
+use crate::analysis::histogram::{FrozenHistogram, LatencyHistogram};
+use crate::model::{EdgeCall, UnixNanos};
+
+/// Upper bounds (seconds) of the Prometheus `le` buckets: the Collector servicegraph
+/// connector's defaults.
+pub const PROM_BUCKETS_SECONDS: [f64; 16] = [
+    0.002, 0.004, 0.006, 0.008, 0.01, 0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.4, 2.0, 5.0, 10.0, 15.0,
+];
+
+/// A latency histogram, open while its slot is current and frozen afterwards.
+#[derive(Debug)]
+enum Hist {
+    Open(LatencyHistogram),
+    Frozen(FrozenHistogram),
+}
+
+impl Hist {
+    fn add_to(&self, h: &mut LatencyHistogram) {
+        match self {
+            Self::Open(o) => h.merge(o),
+            Self::Frozen(f) => h.merge_frozen(f),
+        }
+    }
+
+    fn freeze(&mut self) {
+        if let Self::Open(o) = self {
+            *self = Self::Frozen(o.freeze());
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Open(o) => o.heap_bytes(),
+            Self::Frozen(f) => f.heap_bytes(),
+        }
+    }
+}
+
+/// One time slot of an edge.
+#[derive(Debug)]
+pub struct EdgeSlot {
+    pub start: UnixNanos,
+    calls: u64,
+    failures: u64,
+    client: Hist,
+    server: Hist,
+}
+
+impl EdgeSlot {
+    pub fn new(start: UnixNanos) -> Self {
+        Self {
+            start,
+            calls: 0,
+            failures: 0,
+            client: Hist::Open(LatencyHistogram::new()),
+            server: Hist::Open(LatencyHistogram::new()),
+        }
+    }
+
+    pub fn record(&mut self, c: &EdgeCall) {
+        self.calls += 1;
+        self.failures += c.failed as u64;
+        if let (Some(ns), Hist::Open(h)) = (c.client_ns, &mut self.client) {
+            h.record(ns);
+        }
+        if let (Some(ns), Hist::Open(h)) = (c.server_ns, &mut self.server) {
+            h.record(ns);
+        }
+    }
+
+    pub fn freeze(&mut self) {
+        self.client.freeze();
+        self.server.freeze();
+    }
+
+    pub fn add_to(&self, t: &mut EdgeTotals) {
+        t.requests += self.calls;
+        t.errors += self.failures;
+        self.client.add_to(&mut t.client);
+        self.server.add_to(&mut t.server);
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.client.heap_bytes() + self.server.heap_bytes()
+    }
+}
+
+/// A cumulative Prometheus histogram with [`PROM_BUCKETS_SECONDS`] bounds.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PromHistogram {
+    /// Non-cumulative counts per bucket; the last one is `+Inf`.
+    pub buckets: [u64; PROM_BUCKETS_SECONDS.len() + 1],
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+impl PromHistogram {
+    pub fn record(&mut self, ns: u64) {
+        let s = ns as f64 / 1e9;
+        let i = PROM_BUCKETS_SECONDS
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(PROM_BUCKETS_SECONDS.len());
+        self.buckets[i] += 1;
+        self.sum_seconds += s;
+        self.count += 1;
+    }
+}
+
+/// Cumulative counters of one edge, split by `failed` for the latency histograms.
+#[derive(Debug, Default, Clone)]
+pub struct Cumulative {
+    pub requests: u64,
+    pub failed: u64,
+    /// Index 0: succeeded calls, 1: failed calls.
+    pub client: [PromHistogram; 2],
+    pub server: [PromHistogram; 2],
+}
+
+impl Cumulative {
+    pub fn record(&mut self, c: &EdgeCall) {
+        self.requests += 1;
+        self.failed += c.failed as u64;
+        let i = c.failed as usize;
+        if let Some(ns) = c.client_ns {
+            self.client[i].record(ns);
+        }
+        if let Some(ns) = c.server_ns {
+            self.server[i].record(ns);
+        }
+    }
+}

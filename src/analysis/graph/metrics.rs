@@ -1,0 +1,241 @@
+//! The graph's `/metrics`: servicegraph series named as Grafana's service-graph view
+//! expects (`traces_service_graph_*`, labels `client`, `server`, `connection_type`,
+//! `failed`, plus both service versions and the environment) and self-metrics of the
+//! pairing store and edge windows. Rendered from live state at scrape time; bounded by
+//! the edge cap.
+
+use super::edges::EdgeKey;
+use super::histogram_slot::{Cumulative, PromHistogram, PROM_BUCKETS_SECONDS};
+use super::pairing::Side;
+use super::Graph;
+use crate::telemetry::{ExportMetrics, PromType, PromWriter};
+use std::sync::atomic::Ordering;
+
+const REQUEST_TOTAL: &str = "traces_service_graph_request_total";
+const FAILED_TOTAL: &str = "traces_service_graph_request_failed_total";
+const SERVER_SECONDS: &str = "traces_service_graph_request_server_seconds";
+const CLIENT_SECONDS: &str = "traces_service_graph_request_client_seconds";
+const UNPAIRED_TOTAL: &str = "traces_service_graph_unpaired_spans_total";
+
+impl ExportMetrics for Graph {
+    fn export_metrics(&self, w: &mut PromWriter) {
+        let mut edges: Vec<(EdgeKey, Cumulative)> = Vec::new();
+        self.edges
+            .for_each(|k, e| edges.push((k.clone(), e.cumulative.clone())));
+        edges.sort_by(|a, b| a.0.cmp(&b.0));
+        counters(w, &edges);
+        histograms(
+            w,
+            &edges,
+            SERVER_SECONDS,
+            "Server-side latency of calls between two nodes.",
+            |c| &c.server,
+        );
+        histograms(
+            w,
+            &edges,
+            CLIENT_SECONDS,
+            "Client-side latency of calls between two nodes.",
+            |c| &c.client,
+        );
+        self.export_unpaired(w);
+        self.export_self(w);
+    }
+}
+
+fn labels(k: &EdgeKey) -> [(&'static str, &str); 6] {
+    [
+        ("client", k.caller.as_str()),
+        ("server", k.callee.as_str()),
+        ("connection_type", k.connection_type.get().as_str()),
+        ("client_service_version", k.caller_version.as_str()),
+        ("server_service_version", k.callee_version.as_str()),
+        ("environment", k.environment.as_str()),
+    ]
+}
+
+fn counters(w: &mut PromWriter, edges: &[(EdgeKey, Cumulative)]) {
+    w.family(REQUEST_TOTAL, PromType::Counter, "Calls between two nodes.");
+    for (k, c) in edges {
+        w.sample(REQUEST_TOTAL, &labels(k), c.requests as f64);
+    }
+    w.family(
+        FAILED_TOTAL,
+        PromType::Counter,
+        "Failed calls between two nodes (either side in error).",
+    );
+    for (k, c) in edges {
+        w.sample(FAILED_TOTAL, &labels(k), c.failed as f64);
+    }
+}
+
+fn histograms(
+    w: &mut PromWriter,
+    edges: &[(EdgeKey, Cumulative)],
+    name: &str,
+    help: &str,
+    side: impl Fn(&Cumulative) -> &[PromHistogram; 2],
+) {
+    w.family(name, PromType::Histogram, help);
+    let (bucket, sum, count) = (
+        format!("{name}_bucket"),
+        format!("{name}_sum"),
+        format!("{name}_count"),
+    );
+    for (k, c) in edges {
+        for (failed, h) in side(c).iter().enumerate() {
+            if h.count == 0 {
+                continue;
+            }
+            let mut l: Vec<(&str, &str)> = labels(k).to_vec();
+            l.push(("failed", if failed == 1 { "true" } else { "false" }));
+            let mut cumulative = 0;
+            for (i, n) in h.buckets.iter().enumerate() {
+                cumulative += n;
+                let le = PROM_BUCKETS_SECONDS
+                    .get(i)
+                    .map_or("+Inf".to_string(), |b| b.to_string());
+                let mut with_le = l.clone();
+                with_le.push(("le", &le));
+                w.sample(&bucket, &with_le, cumulative as f64);
+            }
+            w.sample(&sum, &l, h.sum_seconds);
+            w.sample(&count, &l, h.count as f64);
+        }
+    }
+}
+
+impl Graph {
+    fn export_unpaired(&self, w: &mut PromWriter) {
+        let mut rows: Vec<_> = self
+            .unpaired
+            .lock()
+            .iter()
+            .map(|(k, n)| (k.clone(), *n))
+            .collect();
+        rows.sort_by(|a, b| {
+            (&a.0 .0, &a.0 .1, a.0 .2 as u8).cmp(&(&b.0 .0, &b.0 .1, b.0 .2 as u8))
+        });
+        w.family(
+            UNPAIRED_TOTAL,
+            PromType::Counter,
+            "Spans that expired without a partner or a node to attribute them to.",
+        );
+        for ((env, service, side), n) in rows {
+            let role = match side {
+                Side::Client => "client",
+                Side::Server => "server",
+            };
+            w.sample(
+                UNPAIRED_TOTAL,
+                &[(role, service.as_str()), ("environment", env.as_str())],
+                n as f64,
+            );
+        }
+    }
+
+    fn export_self(&self, w: &mut PromWriter) {
+        let s = &self.pairing.stats;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+        gauge(
+            w,
+            "verdict_graph_store_items",
+            "Entries in the pairing store (waiting spans and remembered pairs).",
+            self.pending() as f64,
+        );
+        gauge(
+            w,
+            "verdict_graph_store_capacity",
+            "Most entries the pairing store holds.",
+            self.pending_capacity() as f64,
+        );
+        gauge(
+            w,
+            "verdict_graph_edges",
+            "Edges held.",
+            self.edge_count() as f64,
+        );
+        counter(
+            w,
+            "verdict_graph_paired_total",
+            "Client and server spans paired into a call.",
+            load(&s.paired),
+        );
+        counter(
+            w,
+            "verdict_graph_alone_total",
+            "Database and messaging calls completed from the client span alone.",
+            load(&s.alone),
+        );
+        counter(
+            w,
+            "verdict_graph_roots_total",
+            "Root server spans recorded as calls from the user node.",
+            load(&s.roots),
+        );
+        counter(
+            w,
+            "verdict_graph_expired_virtual_total",
+            "Client spans expired into virtual-node edges.",
+            load(&s.expired_to_virtual),
+        );
+        counter(
+            w,
+            "verdict_graph_expired_unpaired_total",
+            "Spans expired with no partner and no node to attribute them to.",
+            load(&s.expired_unpaired),
+        );
+        counter(
+            w,
+            "verdict_graph_evicted_total",
+            "Store entries expired early because the store was full (dropped).",
+            load(&s.evicted),
+        );
+        counter(
+            w,
+            "verdict_graph_duplicate_spans_total",
+            "Spans ignored as copies of spans already seen.",
+            load(&s.duplicates),
+        );
+        counter(
+            w,
+            "verdict_graph_edge_overflow_calls_total",
+            "Calls recorded on the overflow edge because the edge cap was reached.",
+            self.edges.overflow_calls.load(Ordering::Relaxed) as f64,
+        );
+        counter(
+            w,
+            "verdict_graph_edges_retired_total",
+            "Edges retired after a horizon without calls.",
+            self.edges.retired.load(Ordering::Relaxed) as f64,
+        );
+        counter(
+            w,
+            "verdict_graph_unpaired_overflow_total",
+            "Unpaired spans not given their own series because the cap was reached.",
+            self.unpaired_overflow.load(Ordering::Relaxed) as f64,
+        );
+        let ended = load(&s.paired) + load(&s.expired_to_virtual) + load(&s.expired_unpaired);
+        let rate = if ended > 0.0 {
+            load(&s.paired) / ended
+        } else {
+            0.0
+        };
+        gauge(
+            w,
+            "verdict_graph_pairing_ratio",
+            "Share of client/server spans that met their partner, of all that finished waiting.",
+            rate,
+        );
+    }
+}
+
+fn gauge(w: &mut PromWriter, name: &str, help: &str, v: f64) {
+    w.family(name, PromType::Gauge, help);
+    w.sample(name, &[], v);
+}
+
+fn counter(w: &mut PromWriter, name: &str, help: &str, v: f64) {
+    w.family(name, PromType::Counter, help);
+    w.sample(name, &[], v);
+}

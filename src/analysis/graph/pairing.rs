@@ -1,0 +1,308 @@
+//! The pairing store: client/producer spans keyed by (trace id, span id) meet the
+//! server/consumer spans keyed by (trace id, parent span id), in either arrival order and
+//! across batches. Sharded by trace id for concurrent workers; bounded by a TTL and by an
+//! item cap (when full, the oldest entry is expired early, exactly as at its TTL, and
+//! counted). A completed key stays as a small tombstone for one TTL so a retried copy of
+//! either span is recognised as a duplicate instead of counted twice.
+
+use super::calls::{self, Half};
+use crate::model::{EdgeCall, Resource, SpanRecord, UnixNanos};
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Which side of a call never found its partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Client,
+    Server,
+}
+
+/// A span that expired without a partner and without a node to attribute it to.
+#[derive(Debug, Clone)]
+pub struct Unpaired {
+    pub resource: Arc<Resource>,
+    pub side: Side,
+}
+
+/// Where completed calls and unpaired spans go.
+pub struct Emit<'a> {
+    pub calls: &'a mut Vec<EdgeCall>,
+    pub unpaired: &'a mut Vec<Unpaired>,
+}
+
+/// Cumulative counters of the store (self-metrics).
+#[derive(Debug, Default)]
+pub struct PairingStats {
+    /// Client and server span met.
+    pub paired: AtomicU64,
+    /// Database/messaging client spans that completed an edge alone.
+    pub alone: AtomicU64,
+    /// Root server spans hung under `user`.
+    pub roots: AtomicU64,
+    /// Client spans expired into a virtual-node edge.
+    pub expired_to_virtual: AtomicU64,
+    /// Spans expired with no partner and nothing to attribute them to.
+    pub expired_unpaired: AtomicU64,
+    /// Entries removed early because the store was full.
+    pub evicted: AtomicU64,
+    /// Spans recognised as copies of spans already seen.
+    pub duplicates: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    trace: [u8; 16],
+    span: [u8; 8],
+    /// Root server spans are keyed by their own span id, in a separate namespace.
+    root: bool,
+}
+
+#[derive(Debug)]
+enum State {
+    /// A client span waiting; `alone` when its database/messaging edge was already emitted.
+    Client {
+        half: Half,
+        alone: bool,
+    },
+    Server(Half),
+    /// Completed: remembered to drop duplicates.
+    Done,
+}
+
+#[derive(Debug)]
+struct Slot {
+    state: State,
+    expires: UnixNanos,
+}
+
+#[derive(Default)]
+struct Shard {
+    map: HashMap<Key, Slot, ahash::RandomState>,
+    /// (key, expiry) in insertion order; entries whose expiry no longer matches the slot
+    /// are stale and skipped.
+    fifo: VecDeque<(Key, UnixNanos)>,
+}
+
+/// The sharded, bounded pairing store.
+pub struct PairingStore {
+    shards: Box<[Mutex<Shard>]>,
+    mask: usize,
+    ttl: u64,
+    cap_per_shard: usize,
+    pub stats: PairingStats,
+}
+
+impl PairingStore {
+    /// `shards` must be a power of two (validated in the configuration).
+    pub fn new(ttl: std::time::Duration, max_items: usize, shards: usize) -> Self {
+        let shards = shards.max(1).next_power_of_two();
+        Self {
+            shards: (0..shards).map(|_| Mutex::new(Shard::default())).collect(),
+            mask: shards - 1,
+            ttl: ttl.as_nanos().min(u64::MAX as u128) as u64,
+            cap_per_shard: (max_items / shards).max(1),
+            stats: PairingStats::default(),
+        }
+    }
+
+    /// Entries held (waiting spans and remembered pairs).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().map.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Most entries the store holds.
+    pub fn capacity(&self) -> usize {
+        self.cap_per_shard * self.shards.len()
+    }
+
+    /// Records one span; completed calls and early evictions go to `emit`.
+    pub fn record(&self, span: &SpanRecord, now: UnixNanos, emit: &mut Emit<'_>) {
+        if span.kind.is_outgoing() {
+            self.record_client(span, now, emit);
+        } else if span.kind.is_served() {
+            self.record_server(span, now, emit);
+        }
+    }
+
+    fn shard(&self, trace: &[u8; 16]) -> &Mutex<Shard> {
+        let mut low = [0u8; 8];
+        low.copy_from_slice(&trace[8..]);
+        let mixed = u64::from_le_bytes(low).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        &self.shards[(mixed >> 40) as usize & self.mask]
+    }
+
+    fn record_client(&self, span: &SpanRecord, now: UnixNanos, emit: &mut Emit<'_>) {
+        let key = Key {
+            trace: span.trace_id,
+            span: span.span_id,
+            root: false,
+        };
+        let half = Half::of(span);
+        let mut shard = self.shard(&span.trace_id).lock();
+        let expires = now.saturating_add(self.ttl);
+        match shard.map.get_mut(&key) {
+            Some(slot) => match std::mem::replace(&mut slot.state, State::Done) {
+                State::Server(server) => {
+                    emit.calls
+                        .push(calls::paired(&half, &server, span.trace_id));
+                    self.stats.paired.fetch_add(1, Ordering::Relaxed);
+                    self.emit_alone(&half, span.trace_id, emit);
+                    slot.expires = expires;
+                    shard.fifo.push_back((key, expires));
+                }
+                other => {
+                    slot.state = other;
+                    self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+            None => {
+                let alone = self.emit_alone(&half, span.trace_id, emit);
+                self.insert(
+                    &mut shard,
+                    key,
+                    State::Client { half, alone },
+                    expires,
+                    emit,
+                );
+            }
+        }
+    }
+
+    /// Emits the database/messaging edge of a client span; true when it had one.
+    fn emit_alone(&self, half: &Half, trace: [u8; 16], emit: &mut Emit<'_>) -> bool {
+        if !half.completes_alone() {
+            return false;
+        }
+        match calls::alone(half, trace) {
+            Some(call) => {
+                emit.calls.push(call);
+                self.stats.alone.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn record_server(&self, span: &SpanRecord, now: UnixNanos, emit: &mut Emit<'_>) {
+        let root = span.is_root();
+        let key = Key {
+            trace: span.trace_id,
+            span: if root {
+                span.span_id
+            } else {
+                span.parent_span_id
+            },
+            root,
+        };
+        let half = Half::of(span);
+        let mut shard = self.shard(&span.trace_id).lock();
+        let expires = now.saturating_add(self.ttl);
+        match shard.map.get_mut(&key) {
+            Some(slot) => match std::mem::replace(&mut slot.state, State::Done) {
+                State::Client { half: client, .. } => {
+                    emit.calls
+                        .push(calls::paired(&client, &half, span.trace_id));
+                    self.stats.paired.fetch_add(1, Ordering::Relaxed);
+                    slot.expires = expires;
+                    shard.fifo.push_back((key, expires));
+                }
+                other => {
+                    slot.state = other;
+                    self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+            None if root => {
+                emit.calls.push(calls::from_user(&half, span.trace_id));
+                self.stats.roots.fetch_add(1, Ordering::Relaxed);
+                self.insert(&mut shard, key, State::Done, expires, emit);
+            }
+            None => self.insert(&mut shard, key, State::Server(half), expires, emit),
+        }
+    }
+
+    /// Inserts a new key, first making room when the shard is full (oldest out).
+    fn insert(
+        &self,
+        shard: &mut Shard,
+        key: Key,
+        state: State,
+        expires: UnixNanos,
+        emit: &mut Emit<'_>,
+    ) {
+        while shard.map.len() >= self.cap_per_shard || shard.fifo.len() >= 2 * self.cap_per_shard {
+            let Some((old, at)) = shard.fifo.pop_front() else {
+                break;
+            };
+            if let Some(slot) = take_if_current(&mut shard.map, &old, at) {
+                self.stats.evicted.fetch_add(1, Ordering::Relaxed);
+                self.expire(old.trace, slot.state, emit);
+            }
+        }
+        shard.map.insert(key, Slot { state, expires });
+        shard.fifo.push_back((key, expires));
+    }
+
+    /// Expires every entry whose TTL has passed.
+    pub fn expire_until(&self, now: UnixNanos, emit: &mut Emit<'_>) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            while shard.fifo.front().is_some_and(|(_, at)| *at <= now) {
+                let Some((key, at)) = shard.fifo.pop_front() else {
+                    break;
+                };
+                if let Some(slot) = take_if_current(&mut shard.map, &key, at) {
+                    self.expire(key.trace, slot.state, emit);
+                }
+            }
+        }
+    }
+
+    /// What an entry leaving without a partner becomes.
+    fn expire(&self, trace: [u8; 16], state: State, emit: &mut Emit<'_>) {
+        match state {
+            State::Done | State::Client { alone: true, .. } => {}
+            State::Client { half, alone: false } => match calls::virtual_node(&half, trace) {
+                Some(call) => {
+                    emit.calls.push(call);
+                    self.stats
+                        .expired_to_virtual
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                None => self.unpaired(half, Side::Client, emit),
+            },
+            State::Server(half) => self.unpaired(half, Side::Server, emit),
+        }
+    }
+
+    fn unpaired(&self, half: Half, side: Side, emit: &mut Emit<'_>) {
+        self.stats.expired_unpaired.fetch_add(1, Ordering::Relaxed);
+        emit.unpaired.push(Unpaired {
+            resource: half.resource,
+            side,
+        });
+    }
+}
+
+/// Removes the slot under `key` when `at` is still its expiry (the fifo entry is current).
+fn take_if_current(
+    map: &mut HashMap<Key, Slot, ahash::RandomState>,
+    key: &Key,
+    at: UnixNanos,
+) -> Option<Slot> {
+    match map.get(key) {
+        Some(slot) if slot.expires == at => map.remove(key),
+        _ => None,
+    }
+}
+
+/// Approximate bytes held per store entry (key, slot and one fifo entry; excludes the
+/// shared resource and hash-table slack), for the memory figures.
+pub fn entry_bytes() -> usize {
+    std::mem::size_of::<(Key, Slot)>() + 1 + std::mem::size_of::<(Key, UnixNanos)>()
+}

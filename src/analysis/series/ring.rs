@@ -1,0 +1,166 @@
+//! The time slots of one series: a dense open slot that the hot path records into, and
+//! closed slots frozen into compact histograms until they fall out of the horizon.
+
+use crate::analysis::histogram::{FrozenHistogram, LatencyHistogram};
+use std::collections::VecDeque;
+
+/// Index of a time slot: `unix nanos / slot length`. `u32` holds any slot of one second or
+/// longer until 2106.
+pub(super) type SlotIdx = u32;
+
+/// A closed slot.
+#[derive(Debug, Clone)]
+struct FrozenSlot {
+    slot: SlotIdx,
+    requests: u32,
+    errors: u32,
+    latency: FrozenHistogram,
+}
+
+/// Sums of a range of slots.
+#[derive(Debug, Default)]
+pub(super) struct Totals {
+    pub requests: u64,
+    pub errors: u64,
+    pub latency: LatencyHistogram,
+}
+
+/// Rolling slots of request count, error count and latency.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Ring {
+    open_slot: SlotIdx,
+    open_requests: u64,
+    open_errors: u64,
+    open: LatencyHistogram,
+    /// Closed non-empty slots, oldest first.
+    frozen: VecDeque<FrozenSlot>,
+}
+
+impl Ring {
+    /// Makes `slot` the open slot: freezes the current one when it holds data and drops
+    /// closed slots older than `oldest_kept`. Recording never goes back in time: data for an
+    /// older slot lands in the open one.
+    pub fn roll(&mut self, slot: SlotIdx, oldest_kept: SlotIdx) {
+        if slot > self.open_slot {
+            if self.open_requests > 0 {
+                self.frozen.push_back(FrozenSlot {
+                    slot: self.open_slot,
+                    requests: self.open_requests.min(u32::MAX as u64) as u32,
+                    errors: self.open_errors.min(u32::MAX as u64) as u32,
+                    latency: self.open.freeze(),
+                });
+                self.open.reset();
+                self.open_requests = 0;
+                self.open_errors = 0;
+            }
+            self.open_slot = slot;
+        }
+        while self.frozen.front().is_some_and(|f| f.slot < oldest_kept) {
+            self.frozen.pop_front();
+        }
+    }
+
+    /// Counts one request (rolled to `slot` first by the caller).
+    #[inline]
+    pub fn record(&mut self, duration_ns: Option<u64>, error: bool) {
+        self.open_requests += 1;
+        self.open_errors += error as u64;
+        if let Some(ns) = duration_ns {
+            self.open.record(ns);
+        }
+    }
+
+    /// Counts `requests` requests with their latency buckets (representative ns, count).
+    pub fn record_many(&mut self, requests: u64, errors: u64, buckets: &[(u64, u64)]) {
+        self.open_requests += requests;
+        self.open_errors += errors;
+        for (ns, n) in buckets {
+            self.open.record_n(*ns, *n);
+        }
+    }
+
+    #[cfg(test)]
+    pub fn open_slot(&self) -> SlotIdx {
+        self.open_slot
+    }
+
+    /// Whether any slot still holds data.
+    pub fn has_data(&self) -> bool {
+        self.open_requests > 0 || !self.frozen.is_empty()
+    }
+
+    /// Adds the slots in `[from, to]` (inclusive slot indexes) to `acc`.
+    pub fn add_range(&self, from: SlotIdx, to: SlotIdx, acc: &mut Totals) {
+        for f in self
+            .frozen
+            .iter()
+            .filter(|f| f.slot >= from && f.slot <= to)
+        {
+            acc.requests += f.requests as u64;
+            acc.errors += f.errors as u64;
+            acc.latency.merge_frozen(&f.latency);
+        }
+        if self.open_slot >= from && self.open_slot <= to && self.open_requests > 0 {
+            acc.requests += self.open_requests;
+            acc.errors += self.open_errors;
+            acc.latency.merge(&self.open);
+        }
+    }
+
+    /// Closed slots held.
+    #[cfg(test)]
+    pub fn frozen_slots(&self) -> usize {
+        self.frozen.len()
+    }
+
+    /// Heap bytes held (histograms and the slot queue), for the memory estimate.
+    pub fn heap_bytes(&self) -> usize {
+        self.open.heap_bytes()
+            + self.frozen.capacity() * std::mem::size_of::<FrozenSlot>()
+            + self
+                .frozen
+                .iter()
+                .map(|f| f.latency.heap_bytes())
+                .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn totals(r: &Ring, from: SlotIdx, to: SlotIdx) -> (u64, u64, u64) {
+        let mut t = Totals::default();
+        r.add_range(from, to, &mut t);
+        (t.requests, t.errors, t.latency.count())
+    }
+
+    #[test]
+    fn rolling_freezes_closed_slots_and_drops_old_ones() {
+        let mut r = Ring::default();
+        r.roll(10, 0);
+        r.record(Some(1_000), false);
+        r.record(Some(2_000), true);
+        r.roll(11, 0);
+        r.record(None, false);
+        assert_eq!(r.frozen_slots(), 1);
+        assert_eq!(totals(&r, 10, 10), (2, 1, 2));
+        assert_eq!(totals(&r, 11, 11), (1, 0, 0));
+        assert_eq!(totals(&r, 0, 20), (3, 1, 2));
+        // Slot 12 keeps slots >= 11: slot 10 is dropped, 11 is frozen.
+        r.roll(12, 11);
+        assert_eq!(totals(&r, 0, 20), (1, 0, 0));
+        r.roll(20, 19);
+        assert!(!r.has_data());
+    }
+
+    #[test]
+    fn never_goes_back_in_time_and_skips_empty_slots() {
+        let mut r = Ring::default();
+        r.roll(5, 0);
+        r.roll(7, 0);
+        r.roll(6, 0);
+        assert_eq!(r.open_slot(), 7);
+        assert_eq!(r.frozen_slots(), 0, "empty slots are not kept");
+    }
+}
