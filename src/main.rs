@@ -30,6 +30,8 @@ enum Command {
     Scenarios(verdict::sim::runner::ScenariosArgs),
     /// See it work: analyzer + simulated shop with a canary that goes bad.
     Demo(verdict::sim::demo::DemoArgs),
+    /// Replay recorded OTLP/JSON lines through the analyzer and print the verdicts.
+    Replay(verdict::judge::replay::ReplayArgs),
     /// Check a configuration file and report every problem.
     Validate {
         /// The configuration file to check.
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => run(verdict::sim::simulate::run(args)),
         Command::Scenarios(args) => run(verdict::sim::runner::run(args)),
         Command::Demo(args) => run(verdict::sim::demo::run(args)),
+        Command::Replay(args) => run(verdict::judge::replay::run(args)),
         Command::Validate { config } => validate(&config),
     }
 }

@@ -4,6 +4,8 @@
 pub mod alerts;
 pub mod config;
 pub mod dashboard;
+pub mod deployments;
+pub mod flagger;
 pub mod graph;
 pub mod health;
 pub mod services;
@@ -72,6 +74,8 @@ pub fn router(state: AppState) -> Router {
         .merge(services::routes())
         .merge(graph::routes())
         .merge(alerts::routes())
+        .merge(deployments::routes())
+        .merge(flagger::routes())
         .merge(dashboard::routes())
         .with_state(state)
 }

@@ -128,3 +128,41 @@ fn open_append(p: &PathBuf) -> std::io::Result<File> {
     }
     OpenOptions::new().create(true).append(true).open(p)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::DeploymentVerdict;
+
+    fn v() -> DeploymentVerdict {
+        DeploymentVerdict {
+            environment: "e".into(),
+            service: "s".into(),
+            version: "2".into(),
+            baseline_version: Some("1".into()),
+            verdict: Decision::Rollback,
+            started_at: "2023-11-14T22:13:20.000Z".into(),
+            requests: 5,
+            reasons: vec![],
+        }
+    }
+
+    #[test]
+    fn appends_json_lines_and_rotates() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/d.jsonl");
+        let mut log = DecisionLog::open(p.to_str().unwrap(), 400, 2).unwrap();
+        for _ in 0..10 {
+            log.append(&v(), Some(Decision::Inconclusive), 1);
+        }
+        log.flush();
+        assert_eq!(log.written, 10);
+        assert!(dir.path().join("sub/d.jsonl.1").exists());
+        assert!(!dir.path().join("sub/d.jsonl.3").exists(), "keeps 2");
+        let text = std::fs::read_to_string(dir.path().join("sub/d.jsonl.1")).unwrap();
+        let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(first["verdict"], "rollback");
+        assert_eq!(first["previous"], "inconclusive");
+        assert_eq!(first["baseline_version"], "1");
+    }
+}

@@ -8,6 +8,7 @@ pub mod decide;
 pub mod log;
 pub mod path;
 pub mod query;
+pub mod replay;
 pub mod signal;
 pub mod stats;
 mod tick;

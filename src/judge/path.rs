@@ -162,3 +162,75 @@ fn tag(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Resource, SpanKind};
+    use std::sync::Arc;
+
+    fn sp(svc: &str, ver: &str, id: u8, parent: u8, kind: SpanKind, error: bool) -> SpanRecord {
+        SpanRecord {
+            resource: Arc::new(Resource {
+                environment: "e".into(),
+                service: svc.into(),
+                version: ver.into(),
+                ..Default::default()
+            }),
+            trace_id: [7; 16],
+            span_id: [id; 8],
+            parent_span_id: [parent; 8],
+            operation: "op".into(),
+            kind,
+            start_unix_nano: 0,
+            end_unix_nano: 1_000,
+            error,
+            timing_valid: true,
+            peer: None,
+        }
+    }
+
+    #[test]
+    fn callee_failures_are_tagged_with_the_deploying_caller_in_any_arrival_order() {
+        // frontend -> checkout@2 -> payment (fails); only checkout is deploying.
+        let spans = [
+            sp("payment", "1", 5, 4, SpanKind::Server, true),
+            sp("checkout", "2", 4, 3, SpanKind::Client, true),
+            sp("frontend", "1", 1, 0, SpanKind::Server, true),
+            sp("checkout", "2", 3, 2, SpanKind::Server, true),
+            sp("frontend", "1", 2, 1, SpanKind::Client, true),
+        ];
+        let mut buf = PathBuffer::new(100, 10);
+        for s in &spans[..2] {
+            buf.hold(s, 0);
+        }
+        let mut out = Vec::new();
+        let deploying = |_: &str, s: &str| s == "checkout";
+        buf.flush(5, false, &deploying, &mut out);
+        assert!(out.is_empty(), "held until quiet");
+        for s in &spans[2..] {
+            buf.hold(s, 6);
+        }
+        buf.flush(20, false, &deploying, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(
+            (
+                out[0].service.as_str(),
+                out[0].version.as_str(),
+                out[0].peer.as_str()
+            ),
+            ("checkout", "2", "payment")
+        );
+        assert!(out[0].error);
+        assert_eq!(buf.held_spans(), 0);
+    }
+
+    #[test]
+    fn a_full_buffer_drops_and_counts() {
+        let mut buf = PathBuffer::new(1, 10);
+        buf.hold(&sp("a", "1", 1, 0, SpanKind::Server, false), 0);
+        buf.hold(&sp("a", "1", 2, 1, SpanKind::Server, false), 0);
+        assert_eq!(buf.dropped_spans, 1);
+        assert_eq!(buf.held_spans(), 1);
+    }
+}

@@ -1,0 +1,194 @@
+//! The verdict API and Flagger webhooks through the real router (no socket): contract
+//! shapes and status codes, markers, ambiguity, and the decision log on disk.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use std::sync::Arc;
+use tower::ServiceExt;
+use verdict::analysis::config::StateConfig;
+use verdict::analysis::graph::config::GraphConfig;
+use verdict::analysis::Analyzer;
+use verdict::api::AppState;
+use verdict::clock::ManualClock;
+use verdict::judge::{DeploymentMarker, Judge};
+
+const T: u64 = 1_700_000_000_000_000_000;
+
+fn app(dir: &std::path::Path) -> (axum::Router, Arc<Judge>) {
+    let analyzer = Analyzer::new(&StateConfig::default(), &GraphConfig::default());
+    let state = AppState::standalone(analyzer, Arc::new(ManualClock::new(T)), dir).unwrap();
+    let judge = state.judge.clone();
+    (verdict::api::router(state), judge)
+}
+
+async fn call(
+    r: &axum::Router,
+    method: &str,
+    uri: &str,
+    body: &str,
+) -> (StatusCode, serde_json::Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = r.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn unknown_version_is_inconclusive_with_200() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, _) = app(dir.path());
+    let (s, v) = call(&r, "GET", "/api/v1/verdict?service=checkout&version=9", "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["verdict"], "inconclusive");
+    assert!(v["reasons"][0]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("no telemetry"));
+    assert_eq!(v["baseline_version"], serde_json::Value::Null);
+    for key in [
+        "environment",
+        "service",
+        "version",
+        "started_at",
+        "requests",
+    ] {
+        assert!(v.get(key).is_some(), "{key} missing");
+    }
+}
+
+#[tokio::test]
+async fn malformed_queries_are_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, _) = app(dir.path());
+    assert_eq!(
+        call(&r, "GET", "/api/v1/verdict?version=1", "").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        call(&r, "GET", "/api/v1/verdict?service=a", "").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        call(&r, "POST", "/api/v1/deployments", "{\"nope\":1}")
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn markers_list_and_ambiguous_environments() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, judge) = app(dir.path());
+    let (s, v) = call(
+        &r,
+        "POST",
+        "/api/v1/deployments",
+        r#"{"environment":"prod","service":"checkout","version":"2","baseline_version":"1"}"#,
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    assert_eq!(v["baseline_version"], "1");
+    judge.mark(
+        DeploymentMarker {
+            environment: "staging".into(),
+            service: "checkout".into(),
+            version: "2".into(),
+            baseline_version: None,
+        },
+        T,
+    );
+    let (s, v) = call(&r, "GET", "/api/v1/deployments?environment=prod", "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["deployments"].as_array().unwrap().len(), 1);
+    assert_eq!(v["deployments"][0]["verdict"], "inconclusive");
+    let (s, _) = call(&r, "GET", "/api/v1/verdict?service=checkout&version=2", "").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "two environments match");
+    let (s, v) = call(
+        &r,
+        "GET",
+        "/api/v1/verdict?service=checkout&version=2&environment=staging",
+        "",
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["environment"], "staging");
+}
+
+#[tokio::test]
+async fn flagger_hooks_answer_by_workload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, judge) = app(dir.path());
+    judge.mark(
+        DeploymentMarker {
+            environment: "prod".into(),
+            service: "checkout".into(),
+            version: "2".into(),
+            baseline_version: Some("1".into()),
+        },
+        T,
+    );
+    let body = r#"{"name":"checkout","namespace":"prod","phase":"Progressing","metadata":{}}"#;
+    assert_eq!(
+        call(&r, "POST", "/api/v1/flagger/rollout", body).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&r, "POST", "/api/v1/flagger/confirm-promotion", body)
+            .await
+            .0,
+        StatusCode::PRECONDITION_FAILED
+    );
+    assert_eq!(
+        call(&r, "POST", "/api/v1/flagger/confirm-traffic-increase", body)
+            .await
+            .0,
+        StatusCode::PRECONDITION_FAILED
+    );
+    assert_eq!(
+        call(&r, "POST", "/api/v1/flagger/rollback", body).await.0,
+        StatusCode::PRECONDITION_FAILED
+    );
+    let unknown = r#"{"name":"nobody","namespace":"prod"}"#;
+    assert_eq!(
+        call(&r, "POST", "/api/v1/flagger/rollout", unknown).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&r, "POST", "/api/v1/flagger/nope", body).await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn marked_deployment_is_judged_by_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, judge) = app(dir.path());
+    judge.mark(
+        DeploymentMarker {
+            environment: "prod".into(),
+            service: "checkout".into(),
+            version: "2".into(),
+            baseline_version: Some("1".into()),
+        },
+        T,
+    );
+    let series = verdict::analysis::series::SeriesStore::new(&StateConfig::default());
+    let t = judge.tick(&series, T + 1_000_000_000);
+    assert_eq!(t.verdicts.len(), 1);
+    assert_eq!(
+        t.verdicts[0].verdict,
+        verdict::model::Decision::Inconclusive
+    );
+}
