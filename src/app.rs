@@ -59,7 +59,13 @@ pub fn resolve_config(args: &ServeArgs) -> anyhow::Result<Config> {
 /// A running analyzer: its bound addresses and what stops it.
 pub struct RunningApp {
     pub api_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
     pub state: AppState,
+    receivers: crate::receiver::ReceiverHandles,
+    receivers_stop: CancellationToken,
+    drain: CancellationToken,
+    workers: Vec<JoinHandle<()>>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -68,6 +74,12 @@ impl RunningApp {
     /// Stops in stages: receivers stop accepting, analysis drains what was accepted, the
     /// last tick runs, then the API stops.
     pub async fn stop(self) {
+        self.receivers_stop.cancel();
+        self.receivers.join().await;
+        self.drain.cancel();
+        for w in self.workers {
+            let _ = w.await;
+        }
         self.shutdown.cancel();
         for t in self.tasks {
             let _ = t.await;
@@ -90,11 +102,40 @@ pub async fn start(
     let external_url = format!("http://{}", config.api.addr);
     let alerting =
         crate::alert::Alerting::open(&config.alerting, &webhooks, &external_url, clock.now())?;
+    let rc = &config.receivers;
+    let (queue, rx) = crate::receiver::queue::IngestQueue::new(rc.queue_capacity);
+    let receiver_metrics = Arc::new(crate::receiver::ReceiverMetrics::new());
+    let deltas = Arc::new(crate::receiver::decode::DeltaConverter::new(
+        rc.max_metric_streams,
+        rc.metric_stream_ttl,
+    ));
+    let drain = CancellationToken::new();
+    let n_workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = workers::spawn(
+        n_workers,
+        queue.clone(),
+        rx,
+        analyzer.clone(),
+        clock.clone(),
+        drain.clone(),
+    );
+    let receivers_stop = CancellationToken::new();
+    let receivers = crate::receiver::spawn(
+        rc,
+        queue.clone(),
+        receiver_metrics.clone(),
+        deltas,
+        clock.clone(),
+        receivers_stop.clone(),
+    )
+    .await?;
     let state = AppState {
         analyzer: analyzer.clone(),
         clock: clock.clone(),
         metrics: Arc::new(vec![
-            alerting.clone() as Arc<dyn crate::telemetry::ExportMetrics>
+            receiver_metrics as Arc<dyn crate::telemetry::ExportMetrics>,
+            queue as Arc<dyn crate::telemetry::ExportMetrics>,
+            alerting.clone() as Arc<dyn crate::telemetry::ExportMetrics>,
         ]),
         ready: ready.clone(),
         alerting: alerting.clone(),
@@ -117,7 +158,13 @@ pub async fn start(
     tracing::info!(api = %api_addr, "verdict serving");
     Ok(RunningApp {
         api_addr,
+        grpc_addr: receivers.grpc_addr,
+        http_addr: receivers.http_addr,
         state,
+        receivers,
+        receivers_stop,
+        drain,
+        workers,
         shutdown,
         tasks,
     })
