@@ -16,6 +16,11 @@ async fn spans_reach_the_app_and_it_stops_cleanly() {
     config.api.addr = "127.0.0.1:0".into();
     let dir = tempfile::tempdir().unwrap();
     config.alerting.store_path = dir.path().join("alerts");
+    config.judge.decision_log = dir
+        .path()
+        .join("decisions.jsonl")
+        .to_string_lossy()
+        .into_owned();
     let app = verdict::app::start(config, vec![], Arc::new(verdict::clock::SystemClock))
         .await
         .unwrap();
