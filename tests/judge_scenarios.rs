@@ -55,6 +55,7 @@ struct World {
     ln5: LogNormal<f64>,
 }
 
+#[allow(clippy::too_many_arguments)] // a fixture mirroring SpanRecord's fields one to one
 fn span(
     r: &Arc<Resource>,
     trace: [u8; 16],

@@ -172,7 +172,7 @@ pub fn bounded(
     key: &TestKey,
     t: &SignalTest,
     ctx: &Context<'_>,
-) -> Result<Vec<Reason>, (u64, Reason)> {
+) -> Result<Vec<Reason>, Box<(u64, Reason)>> {
     let signals = 1 + cfg.promote_quantiles.len();
     let a = cfg.promote_alpha / signals as f64;
     let b = t.baseline_total();
@@ -261,7 +261,7 @@ pub fn bounded(
         );
     }
     match worst {
-        Some(w) => Err(w),
+        Some(w) => Err(Box::new(w)),
         None => Ok(ok),
     }
 }
@@ -327,7 +327,8 @@ pub fn decide<'a>(
         }
         match bounded(cfg, k, t, ctx) {
             Ok(r) => ok.extend(r),
-            Err((n, r)) => {
+            Err(needed) => {
+                let (n, r) = *needed;
                 need = need.max(n);
                 reasons.push(r);
             }

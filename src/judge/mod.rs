@@ -147,9 +147,7 @@ impl State {
     fn observe(
         &mut self,
         cfg: &JudgeConfig,
-        env: &Name,
-        service: &Name,
-        version: &Name,
+        (env, service, version): (&Name, &Name, &Name),
         key: StreamKey,
         o: Obs,
         now: UnixNanos,
@@ -203,9 +201,7 @@ impl Observer for Judge {
                 };
                 st.observe(
                     &self.cfg,
-                    &r.environment,
-                    &r.service,
-                    &r.version,
+                    (&r.environment, &r.service, &r.version),
                     self_key(&s.operation),
                     o,
                     now,
@@ -249,9 +245,7 @@ impl Observer for Judge {
             };
             st.observe(
                 &self.cfg,
-                &e.environment,
-                &e.caller,
-                &e.caller_version,
+                (&e.environment, &e.caller, &e.caller_version),
                 peer_key(Scope::Outgoing, &e.callee),
                 o,
                 now,
@@ -259,9 +253,7 @@ impl Observer for Judge {
             if e.callee_kind == NodeKind::Service && !e.callee_version.is_empty() {
                 st.observe(
                     &self.cfg,
-                    &e.environment,
-                    &e.callee,
-                    &e.callee_version,
+                    (&e.environment, &e.callee, &e.callee_version),
                     peer_key(Scope::Incoming, &e.caller),
                     o,
                     now,
@@ -292,9 +284,7 @@ impl Observer for Judge {
                 };
                 st.observe(
                     &self.cfg,
-                    &r.environment,
-                    &r.service,
-                    &r.version,
+                    (&r.environment, &r.service, &r.version),
                     self_key(&p.operation),
                     o,
                     now,

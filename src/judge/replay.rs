@@ -198,7 +198,6 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     }
     let end = r.now + args.drain_seconds * SECOND;
     r.advance(end, &mut print);
-    drop(print);
     let final_verdicts = r.judge.deployments(None);
     println!("-- final verdicts at {} --", crate::clock::rfc3339(end));
     for v in &final_verdicts {

@@ -123,9 +123,7 @@ fn flush_paths(st: &mut State, cfg: &super::JudgeConfig, now: UnixNanos) {
         };
         st.observe(
             cfg,
-            &o.env,
-            &o.service,
-            &o.version,
+            (&o.env, &o.service, &o.version),
             peer_key(Scope::Path, &o.peer),
             ob,
             now,

@@ -191,6 +191,7 @@ mod tests {
     }
 
     /// Simulated rates for the null/power studies: per tick binomial counts.
+    #[allow(clippy::too_many_arguments)] // a test driver: each argument is one knob of the study
     fn run(
         seed: u64,
         ticks: usize,
