@@ -51,7 +51,8 @@ pub struct JudgeConfig {
     pub trace_hold: Duration,
     /// Spans held for path tagging; beyond it traces are dropped and counted. Default 200000.
     pub max_held_spans: usize,
-    /// JSON-lines decision log; empty disables it. Default `verdict-decisions.jsonl`.
+    /// JSON-lines decision log; empty disables it. Default `./verdict-data/decisions.jsonl`
+    /// (beside the alert store).
     pub decision_log: String,
     /// Size at which the decision log rotates. Default 64 MiB.
     pub decision_log_max_bytes: u64,
@@ -80,7 +81,7 @@ impl Default for JudgeConfig {
             max_operations: 32,
             trace_hold: Duration::from_secs(5),
             max_held_spans: 200_000,
-            decision_log: "verdict-decisions.jsonl".into(),
+            decision_log: "./verdict-data/decisions.jsonl".into(),
             decision_log_max_bytes: 64 << 20,
             decision_log_keep: 3,
         }

@@ -35,6 +35,9 @@ pub struct AnalyzerAddrs {
 pub struct SpawnedAnalyzer {
     pub addrs: AnalyzerAddrs,
     child: Child,
+    /// The child's working directory: its alert store and decision log start empty, so
+    /// a run never inherits alerts that an earlier run left firing.
+    _data: tempfile::TempDir,
 }
 
 /// A free loopback port (bound, read, released; the short race is acceptable here).
@@ -58,8 +61,10 @@ impl SpawnedAnalyzer {
             source,
         })?;
         let (g, h, a) = (free_port()?, free_port()?, free_port()?);
+        let data = tempfile::tempdir().map_err(AnalyzerError::Port)?;
         let mut cmd = Command::new(&exe);
-        cmd.arg("serve")
+        cmd.current_dir(data.path())
+            .arg("serve")
             .args(["--otlp-grpc-addr", &format!("127.0.0.1:{g}")])
             .args(["--otlp-http-addr", &format!("127.0.0.1:{h}")])
             .args(["--api-addr", &format!("127.0.0.1:{a}")])
@@ -77,7 +82,9 @@ impl SpawnedAnalyzer {
             })
             .kill_on_drop(true);
         if let Some(c) = config {
-            cmd.args(["--config", c]);
+            // Relative to the runner's directory, not the child's fresh one.
+            let c = std::fs::canonicalize(c).unwrap_or_else(|_| c.into());
+            cmd.arg("--config").arg(c);
         }
         let child = cmd.spawn().map_err(|source| AnalyzerError::Spawn {
             exe: exe.display().to_string(),
@@ -88,7 +95,7 @@ impl SpawnedAnalyzer {
             otlp_http: format!("http://127.0.0.1:{h}"),
             api: format!("http://127.0.0.1:{a}"),
         };
-        let mut me = Self { addrs, child };
+        let mut me = Self { addrs, child, _data: data };
         me.wait_ready().await?;
         Ok(me)
     }

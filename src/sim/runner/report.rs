@@ -28,6 +28,8 @@ pub struct Outcome {
     pub pass: bool,
     /// Evidence summaries of the culprit's verdict, for the report.
     pub evidence: Vec<String>,
+    /// The watched (candidate) deployment's measured requests per second.
+    pub candidate_rps: Option<f64>,
     /// Polls of the verdict API that failed (the answer is then unreliable).
     pub api_errors: u64,
 }
@@ -102,10 +104,11 @@ fn secs(v: Option<f64>) -> String {
 /// One line per outcome, aligned.
 pub fn render_line(o: &Outcome) -> String {
     format!(
-        "{:<4} {:<42} culprit={:<34} detected={:<3} rollback_after={:>7} alert_after={:>7} wrong={:<20} false_alerts={:<2} final={}{}",
+        "{:<4} {:<42} culprit={:<34} cand_rps={:>5} detected={:<3} rollback_after={:>7} alert_after={:>7} wrong={:<20} false_alerts={:<2} final={}{}",
         if o.pass { "PASS" } else { "FAIL" },
         o.environment,
         o.expected_culprit.as_deref().unwrap_or("none"),
+        o.candidate_rps.map_or("-".into(), |r| format!("{r:.1}")),
         if o.detected { "yes" } else { "no" },
         secs(o.delay_to_rollback_s),
         secs(o.delay_to_alert_s),
@@ -152,6 +155,7 @@ mod tests {
             expected_final: vec!["rollback".into()],
             pass: detected && !wrong,
             evidence: vec![],
+            candidate_rps: Some(5.0),
             api_errors: 0,
         }
     }

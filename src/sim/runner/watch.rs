@@ -28,6 +28,8 @@ pub struct Watch {
     pub expect: Expectation,
     first_rollback: BTreeMap<String, Instant>,
     last: Vec<ApiDeployment>,
+    /// The watched deployment's request count at its first and latest sighting.
+    watched_requests: Option<((Instant, u64), (Instant, u64))>,
     pub api_errors: u64,
 }
 
@@ -41,6 +43,7 @@ impl Watch {
             expect,
             first_rollback: BTreeMap::new(),
             last: Vec::new(),
+            watched_requests: None,
             api_errors: 0,
         }
     }
@@ -52,7 +55,21 @@ impl Watch {
                 .entry(key(&d.service, &d.version))
                 .or_insert(now);
         }
+        if let Some(w) = &self.expect.watched {
+            if let Some(d) = list.iter().find(|d| d.service == w.service && d.version == w.version) {
+                let seen = (now, d.requests);
+                let first = self.watched_requests.map_or(seen, |(f, _)| f);
+                self.watched_requests = Some((first, seen));
+            }
+        }
         self.last = list;
+    }
+
+    /// The watched deployment's measured request rate between its first and latest sighting.
+    fn candidate_rps(&self) -> Option<f64> {
+        let ((t0, n0), (t1, n1)) = self.watched_requests?;
+        let secs = t1.checked_duration_since(t0)?.as_secs_f64();
+        (secs >= 1.0).then(|| n1.saturating_sub(n0) as f64 / secs)
     }
 
     /// Polls the API every second until `until`.
@@ -136,6 +153,7 @@ impl Watch {
             expected_final: e.final_verdict.clone(),
             pass,
             evidence: watched.map(summaries).unwrap_or_default(),
+            candidate_rps: self.candidate_rps(),
             api_errors: self.api_errors,
         }
     }
