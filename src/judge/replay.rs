@@ -74,6 +74,11 @@ impl Replayer {
         &self.judge
     }
 
+    /// The data clock: the latest span end seen so far.
+    pub fn now(&self) -> UnixNanos {
+        self.now
+    }
+
     /// Feeds one line; verdict changes go to `out`.
     pub fn line(&mut self, line: &[u8], out: &mut dyn FnMut(&DeploymentVerdict, UnixNanos)) {
         self.stats.lines += 1;
@@ -82,15 +87,8 @@ impl Replayer {
             return;
         }
         if text.contains("\"resourceSpans\"") {
-            match decode_traces_json(line, self.now.max(1)) {
-                Ok(d) => {
-                    let t = d
-                        .spans
-                        .iter()
-                        .filter(|s| s.timing_valid)
-                        .map(|s| s.end_unix_nano)
-                        .max()
-                        .unwrap_or(self.now);
+            match self.decode_spans(line) {
+                Ok((d, t)) => {
                     self.advance(t, out);
                     self.stats.spans += d.spans.len() as u64;
                     self.analyzer
@@ -116,6 +114,32 @@ impl Replayer {
                 Err(_) => self.stats.bad_lines += 1,
             }
         }
+    }
+
+    /// Decodes a traces line with the data's own time as "now": the decoder marks spans
+    /// far from `now` as unusable, so the first line (or one after a long gap) is decoded
+    /// again once its time is known. Returns the spans and the latest span end.
+    fn decode_spans(
+        &self,
+        line: &[u8],
+    ) -> Result<
+        (crate::receiver::decode::TraceDecode, UnixNanos),
+        crate::receiver::decode::DecodeError,
+    > {
+        let data_time = |d: &crate::receiver::decode::TraceDecode| {
+            d.spans
+                .iter()
+                .filter(|s| s.end_unix_nano >= s.start_unix_nano)
+                .map(|s| s.end_unix_nano)
+                .max()
+        };
+        let d = decode_traces_json(line, self.now.max(1))?;
+        let t = data_time(&d).unwrap_or(self.now);
+        if d.stats.invalid_timing > 0 && t > self.now {
+            let again = decode_traces_json(line, t)?;
+            return Ok((again, t));
+        }
+        Ok((d, t.max(self.now)))
     }
 
     /// Moves the data clock to `t` (never back), ticking every whole second crossed.

@@ -95,7 +95,11 @@ impl SpawnedAnalyzer {
             otlp_http: format!("http://127.0.0.1:{h}"),
             api: format!("http://127.0.0.1:{a}"),
         };
-        let mut me = Self { addrs, child, _data: data };
+        let mut me = Self {
+            addrs,
+            child,
+            _data: data,
+        };
         me.wait_ready().await?;
         Ok(me)
     }

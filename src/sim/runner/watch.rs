@@ -56,7 +56,10 @@ impl Watch {
                 .or_insert(now);
         }
         if let Some(w) = &self.expect.watched {
-            if let Some(d) = list.iter().find(|d| d.service == w.service && d.version == w.version) {
+            if let Some(d) = list
+                .iter()
+                .find(|d| d.service == w.service && d.version == w.version)
+            {
                 let seen = (now, d.requests);
                 let first = self.watched_requests.map_or(seen, |(f, _)| f);
                 self.watched_requests = Some((first, seen));
