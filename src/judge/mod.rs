@@ -10,6 +10,7 @@ pub mod path;
 pub mod query;
 pub mod replay;
 pub mod signal;
+mod stable;
 pub mod stats;
 mod tick;
 pub mod track;

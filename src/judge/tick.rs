@@ -278,13 +278,7 @@ fn detect(st: &mut State, cfg: &super::JudgeConfig, now: UnixNanos) {
             continue;
         }
         if svc.stable.is_none() {
-            let primary =
-                |v: &super::VersionTrack| v.k8s.as_ref().is_some_and(|k| k.ends_with("-primary"));
-            svc.stable = svc
-                .versions
-                .iter()
-                .max_by_key(|(_, v)| (primary(v), v.served_total))
-                .map(|(k, _)| k.clone());
+            svc.stable = super::stable::pick(&svc.versions);
         }
         for (v, vt) in &svc.versions {
             let key = DeploymentKey {
