@@ -17,8 +17,19 @@ pub struct JudgeConfig {
     pub error_margin_abs: f64,
     /// Relative error-rate (odds) increase tolerated. Default 0.25.
     pub error_margin_rel: f64,
+    /// Absolute error-rate increase that `promote` must rule out (the upper bound of the
+    /// candidate's rate must sit below baseline x (1 + rel) + this). Wider than
+    /// `error_margin_abs`: ruling out +0.5 points at a 1 % base rate takes thousands of
+    /// requests, while ruling out +3 points takes a few hundred; smaller regressions are
+    /// the rollback test's job, which keeps running. Default 0.03.
+    pub promote_error_margin_abs: f64,
     /// Relative latency increase at a quantile that matters. Default 0.1 (10 % slower).
     pub latency_margin_rel: f64,
+    /// Relative latency increase at a quantile that `promote` must rule out (the share of
+    /// candidate requests slower than baseline q-quantile x (1 + this) must be bounded
+    /// below 1 - q). Wider than `latency_margin_rel` for the same reason as the error
+    /// margin. Default 0.25.
+    pub promote_latency_margin_rel: f64,
     /// Baseline quantiles tested for latency. Default [0.5, 0.9, 0.99].
     pub quantiles: Vec<f64>,
     /// Quantiles that must be bounded before `promote`. Default [0.5, 0.9].
@@ -67,7 +78,9 @@ impl Default for JudgeConfig {
             promote_alpha: 0.05,
             error_margin_abs: 0.005,
             error_margin_rel: 0.25,
+            promote_error_margin_abs: 0.03,
             latency_margin_rel: 0.1,
+            promote_latency_margin_rel: 0.25,
             quantiles: vec![0.5, 0.9, 0.99],
             promote_quantiles: vec![0.5, 0.9],
             min_requests: 300,
@@ -101,11 +114,21 @@ impl Validate for JudgeConfig {
         check_unit(path, "alpha", self.alpha, problems);
         check_unit(path, "promote_alpha", self.promote_alpha, problems);
         check_unit(path, "error_margin_abs", self.error_margin_abs, problems);
+        check_unit(
+            path,
+            "promote_error_margin_abs",
+            self.promote_error_margin_abs,
+            problems,
+        );
         if !(self.error_margin_rel >= 0.0 && self.error_margin_rel.is_finite()) {
             problems.push(format!("{path}.error_margin_rel: must be >= 0"));
         }
         if !(self.latency_margin_rel >= 0.0 && self.latency_margin_rel.is_finite()) {
             problems.push(format!("{path}.latency_margin_rel: must be >= 0"));
+        }
+        if !(self.promote_latency_margin_rel >= 0.0 && self.promote_latency_margin_rel.is_finite())
+        {
+            problems.push(format!("{path}.promote_latency_margin_rel: must be >= 0"));
         }
         if self.quantiles.is_empty() || self.quantiles.len() > 4 {
             problems.push(format!("{path}.quantiles: give 1 to 4 quantiles"));

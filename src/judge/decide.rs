@@ -180,7 +180,8 @@ pub fn bounded(
     let mut worst: Option<(u64, Reason)> = None;
     let mut check =
         |signal: Signal, q: Option<f64>, k: u64, n: u64, bound: f64, bv: f64, what: String| {
-            let ub = bounds::cs_upper(k, n, a);
+            let prior = bounds::prior_centred(bound);
+            let ub = bounds::cs_upper_prior(k, n, a, prior);
             let ev = Evidence {
                 baseline_value: bv,
                 candidate_value: if n == 0 { 0.0 } else { k as f64 / n as f64 },
@@ -202,7 +203,7 @@ pub fn bounded(
                 );
                 ok.push(reason(key, ctx, signal, false, s, ev));
             } else {
-                let need = bounds::trials_needed(k, n, bound, a)
+                let need = bounds::trials_needed_prior(k, n, bound, a, prior)
                     .map(|m| m.saturating_sub(n))
                     .unwrap_or(u64::MAX);
                 let s = match need {
@@ -229,7 +230,7 @@ pub fn bounded(
         None,
         t.cand.err,
         t.cand.n,
-        rb * (1.0 + cfg.error_margin_rel) + cfg.error_margin_abs,
+        rb * (1.0 + cfg.error_margin_rel) + cfg.promote_error_margin_abs,
         rb,
         "error rate".into(),
     );
@@ -249,13 +250,13 @@ pub fn bounded(
         check(
             Signal::Latency,
             Some(*q),
-            t.cand.exc_cand[i],
+            t.cand.exc_promote[i],
             t.cand.n_lat,
             pb,
             pb,
             format!(
                 "share above {:.0}% over baseline p{}",
-                cfg.latency_margin_rel * 100.0,
+                cfg.promote_latency_margin_rel * 100.0,
                 q * 100.0
             ),
         );

@@ -42,11 +42,16 @@ impl Judge {
                 feed(cfg, svc, snap, dk, dep, now);
             }
         }
-        find_incidents(&mut st, cfg, now);
+        find_incidents(&mut st, now);
         let changed = self.decide_all(&mut st, now);
         lifecycle(&mut st, cfg, now);
         for svc in st.services.values_mut() {
-            svc.refresh_thresholds(now, &cfg.quantiles, cfg.latency_margin_rel);
+            svc.refresh_thresholds(
+                now,
+                &cfg.quantiles,
+                cfg.latency_margin_rel,
+                cfg.promote_latency_margin_rel,
+            );
         }
         st.any_live = st.deployments.values().any(|d| d.ended.is_none());
         JudgeTick {
@@ -140,14 +145,23 @@ fn history(svc: &ServiceTrack, baseline: &Name, key: &StreamKey) -> Option<Count
     for i in 0..th.len {
         h.exc_base[i] = h.hist.count_above(th.base[i]);
         h.exc_cand[i] = h.hist.count_above(th.cand[i]);
+        h.exc_promote[i] = h.hist.count_above(th.promote[i]);
     }
     (h.n > 0).then_some(h)
 }
 
 fn serving(svc: &ServiceTrack, v: &Name, cfg: &super::JudgeConfig, now: UnixNanos) -> bool {
+    served_within(svc, v, cfg.stop_after.as_nanos() as u64, now)
+}
+
+/// A baseline silent this long is compared through its history: a replacement is judged
+/// from its first seconds, not only once the old version has been declared stopped.
+const BASELINE_SILENT_NS: u64 = 3_000_000_000;
+
+fn served_within(svc: &ServiceTrack, v: &Name, within: u64, now: UnixNanos) -> bool {
     svc.versions
         .get(v)
-        .is_some_and(|vt| now.saturating_sub(vt.last_served) < cfg.stop_after.as_nanos() as u64)
+        .is_some_and(|vt| now.saturating_sub(vt.last_served) < within)
 }
 
 fn feed(
@@ -163,7 +177,7 @@ fn feed(
     let base_serving = dep
         .baseline
         .as_ref()
-        .is_some_and(|b| serving(svc, b, cfg, now));
+        .is_some_and(|b| served_within(svc, b, BASELINE_SILENT_NS, now));
     let base = dep
         .baseline
         .as_ref()
@@ -375,7 +389,7 @@ fn lifecycle(st: &mut State, cfg: &super::JudgeConfig, now: UnixNanos) {
 
 /// A running version's own recent (30 s) vs earlier behaviour, for services whose change
 /// cannot come from a deployment: their own running version, not calling a replacement.
-fn find_incidents(st: &mut State, cfg: &super::JudgeConfig, now: UnixNanos) {
+fn find_incidents(st: &mut State, now: UnixNanos) {
     let slot = now / SLOT_NS;
     let replacing: HashSet<(Name, Name)> = st
         .deployments
@@ -385,21 +399,44 @@ fn find_incidents(st: &mut State, cfg: &super::JudgeConfig, now: UnixNanos) {
                 && d.baseline.as_ref().is_none_or(|b| {
                     !st.services
                         .get(&(k.environment.clone(), k.service.clone()))
-                        .is_some_and(|s| serving(s, b, cfg, now))
+                        .is_some_and(|s| served_within(s, b, BASELINE_SILENT_NS, now))
                 })
         })
         .map(|(k, _)| (k.environment.clone(), k.service.clone()))
         .collect();
+    // Nodes a live deployment's regression already explains (its callees' errors, its
+    // callers' waits): a canary's harm is the canary's, not an incident.
+    let explained: HashSet<(Name, Name)> = st
+        .deployments
+        .iter()
+        .filter(|(_, d)| d.ended.is_none() && d.verdict.verdict == Decision::Rollback)
+        .flat_map(|(k, d)| {
+            let env = k.environment.clone();
+            d.verdict
+                .reasons
+                .iter()
+                .filter(|r| r.regression)
+                .flat_map(|r| [r.caller.clone(), r.callee.clone()])
+                .flatten()
+                .map(move |n| (env.clone(), n))
+        })
+        .collect();
     let mut found = Vec::new();
     for ((env, name), svc) in &st.services {
+        if explained.contains(&(env.clone(), name.clone())) {
+            continue;
+        }
         let Some(vt) = svc.stable.as_ref().and_then(|v| svc.versions.get(v)) else {
             continue;
         };
         if replacing.contains(&(env.clone(), name.clone())) {
             continue;
         }
+        // Either end of a call may carry a replacement's change: callers see its slowness,
+        // callees see the errors its new requests provoke.
         let calls_replacement = vt.streams.keys().any(|k| {
-            k.scope == Scope::Outgoing && replacing.contains(&(env.clone(), k.peer.clone()))
+            matches!(k.scope, Scope::Outgoing | Scope::Incoming)
+                && replacing.contains(&(env.clone(), k.peer.clone()))
         });
         if calls_replacement {
             continue;

@@ -38,6 +38,8 @@ pub struct Counts {
     pub exc_base: [u64; MAXQ],
     /// Above the candidate threshold `(1 + margin) tau_q`.
     pub exc_cand: [u64; MAXQ],
+    /// Above the promotion threshold `(1 + promote margin) tau_q`.
+    pub exc_promote: [u64; MAXQ],
     pub hist: LatencyHistogram,
 }
 
@@ -49,6 +51,7 @@ impl Counts {
         for i in 0..MAXQ {
             self.exc_base[i] += o.exc_base[i];
             self.exc_cand[i] += o.exc_cand[i];
+            self.exc_promote[i] += o.exc_promote[i];
         }
         self.hist.merge(&o.hist);
     }
@@ -60,6 +63,8 @@ impl Counts {
 pub struct Thresholds {
     pub base: [u64; MAXQ],
     pub cand: [u64; MAXQ],
+    /// The quantile raised by the promotion margin.
+    pub promote: [u64; MAXQ],
     pub len: usize,
 }
 
@@ -168,6 +173,9 @@ impl VersionTrack {
                         t.exc_cand[i] += o.n;
                         slow = i + 1 == th.len;
                     }
+                    if lat > th.promote[i] {
+                        t.exc_promote[i] += o.n;
+                    }
                 }
             }
         }
@@ -204,7 +212,13 @@ pub struct ServiceTrack {
 impl ServiceTrack {
     /// Recomputes thresholds from the stable version: its last minute when that has enough
     /// data, else its whole history.
-    pub fn refresh_thresholds(&mut self, now: UnixNanos, quantiles: &[f64], margin: f64) {
+    pub fn refresh_thresholds(
+        &mut self,
+        now: UnixNanos,
+        quantiles: &[f64],
+        margin: f64,
+        promote_margin: f64,
+    ) {
         let Some(stable) = self.stable.as_ref().and_then(|v| self.versions.get(v)) else {
             return;
         };
@@ -226,6 +240,7 @@ impl ServiceTrack {
                 let b = c.hist.quantile(*q).unwrap_or(0);
                 th.base[i] = b;
                 th.cand[i] = (b as f64 * (1.0 + margin)) as u64;
+                th.promote[i] = (b as f64 * (1.0 + promote_margin)) as u64;
             }
             out.insert(k.clone(), th);
         }

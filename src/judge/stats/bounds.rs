@@ -97,10 +97,22 @@ pub fn clopper_pearson_upper(k: u64, n: u64, alpha: f64) -> f64 {
 /// `k` events in `n` trials: the largest p whose beta-binomial mixture martingale is still
 /// below `1/alpha`. Valid simultaneously for every n.
 pub fn cs_upper(k: u64, n: u64, alpha: f64) -> f64 {
+    cs_upper_prior(k, n, alpha, (0.5, 0.5))
+}
+
+/// The mixing prior Beta(1, (1 - c) / c), whose mean is `c` (clamped to [1e-4, 0.5]): a
+/// mixture centred on the rate one wants to rule out tightens the upper bound there
+/// (about 12 % at a few hundred requests and a 3 % bound) and stays valid for every n.
+pub fn prior_centred(c: f64) -> (f64, f64) {
+    let c = c.clamp(1e-4, 0.5);
+    (1.0, (1.0 - c) / c)
+}
+
+/// [`cs_upper`] with the beta mixing prior `(a, b)` (fixed before the data is seen).
+pub fn cs_upper_prior(k: u64, n: u64, alpha: f64, (a, b): (f64, f64)) -> f64 {
     if n == 0 {
         return 1.0;
     }
-    let (a, b) = (0.5, 0.5);
     let (kf, nf) = (k as f64, n as f64);
     let mix = ln_beta(kf + a, nf - kf + b) - ln_beta(a, b);
     let limit = (1.0 / alpha).ln();
@@ -117,11 +129,22 @@ pub fn cs_lower(k: u64, n: u64, alpha: f64) -> f64 {
 /// rate stayed at `k/n` (at least `n`). None when the current rate is already at or above
 /// the bound.
 pub fn trials_needed(k: u64, n: u64, bound: f64, alpha: f64) -> Option<u64> {
+    trials_needed_prior(k, n, bound, alpha, (0.5, 0.5))
+}
+
+/// [`trials_needed`] for [`cs_upper_prior`] with the prior `prior`.
+pub fn trials_needed_prior(
+    k: u64,
+    n: u64,
+    bound: f64,
+    alpha: f64,
+    prior: (f64, f64),
+) -> Option<u64> {
     let rate = if n == 0 { 0.0 } else { k as f64 / n as f64 };
     if rate >= bound {
         return None;
     }
-    let ok = |m: u64| cs_upper((rate * m as f64).round() as u64, m, alpha) <= bound;
+    let ok = |m: u64| cs_upper_prior((rate * m as f64).round() as u64, m, alpha, prior) <= bound;
     let mut hi = n.max(1);
     while !ok(hi) {
         if hi > 1 << 40 {
@@ -187,6 +210,27 @@ mod tests {
             }
         }
         assert!((misses as f64) / 500.0 < alpha, "{misses}/500");
+    }
+
+    #[test]
+    fn a_centred_prior_covers_uniformly_and_is_tighter_near_its_centre() {
+        let (alpha, p) = (0.05, 0.015);
+        let prior = prior_centred(0.035);
+        let mut misses = 0;
+        for seed in 0..500u64 {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(1000 + seed);
+            let d = Bernoulli::new(p).unwrap();
+            let mut k = 0;
+            for n in 1..=3000u64 {
+                k += d.sample(&mut rng) as u64;
+                if n % 10 == 0 && cs_upper_prior(k, n, alpha, prior) < p {
+                    misses += 1;
+                    break;
+                }
+            }
+        }
+        assert!((misses as f64) / 500.0 < alpha, "{misses}/500");
+        assert!(cs_upper_prior(10, 700, 0.0167, prior) < cs_upper(10, 700, 0.0167) * 0.92);
     }
 
     #[test]
