@@ -88,7 +88,8 @@ pub struct SeverityRule {
     pub signal: Option<String>,
     /// Scope to match (`self`, `outgoing`, `incoming`, `path`). Default any.
     pub scope: Option<String>,
-    /// Severity given: `critical` or `warning`. Default `warning`.
+    /// Severity given: `critical` or `warning`. Required: a rule without it fails
+    /// validation.
     pub severity: String,
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-/// The demo's scenario: checkout 2.3.0 canary at 25 %, slower and failing from its onset.
+/// The demo's scenario: checkout 2.3.0 canary at 50 %, slower and failing from its onset.
 const DEMO_SCENARIO: &str = include_str!("../../config/scenarios/demo-canary.yaml");
 
 /// `verdict demo` flags.
@@ -24,7 +24,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 60)]
     pub duration: u64,
     /// Requests per second entering the shop.
-    #[arg(long, default_value_t = 40.0)]
+    #[arg(long, default_value_t = 140.0)]
     pub rate: f64,
     /// Show the analyzer's own logs.
     #[arg(long)]
@@ -55,8 +55,13 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("  dashboard and API  {api}/  ({api}/api/v1/deployments)");
     println!("  OTLP gRPC          {}", analyzer.addrs.otlp_grpc);
     println!("  alerts webhook ->  http://{hook}/");
+    let weight = scenario
+        .rollouts
+        .first()
+        .and_then(|r| r.steps.first())
+        .map_or(0.0, |s| s.weight);
     println!(
-        "simulating the OpenTelemetry demo shop at {} req/s for {} s; checkout 2.3.0 canary takes 25 % and goes bad at {} s",
+        "simulating the OpenTelemetry demo shop at {} req/s for {} s; checkout 2.3.0 canary takes {weight} % and goes bad at {} s",
         scenario.rate,
         scenario.duration.as_secs(),
         onset.as_secs()
