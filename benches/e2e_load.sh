@@ -40,6 +40,7 @@ done
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 c0=$(cpu_ticks)
 t0=$(date +%s.%N)
+[ -n "${PERF_OUT:-}" ] && { perf record -F 999 -g -p "$PID" -o "$PERF_OUT" -- sleep 4 >/dev/null 2>&1 & }
 out=$(taskset -c "$LOAD_CPU" "$BIN" loadgen --target "http://$GRPC" --duration "$DURATION" \
   --connections "$CONNECTIONS" --inflight "$INFLIGHT" --services "$SERVICES" \
   --versions "$VERSIONS" --operations "$OPERATIONS")

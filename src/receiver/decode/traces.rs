@@ -83,7 +83,9 @@ struct Ctx {
     scratch: String,
     /// Resources already built in this request, by their encoded bytes (Collector batches
     /// often repeat the same resource).
-    resources: Vec<(Vec<u8>, NormalResource)>,
+    /// Normalized resources of this request by their encoded bytes: requests from a
+    /// Collector often carry hundreds of `ResourceSpans`, many with the same resource.
+    resources: ahash::AHashMap<Vec<u8>, NormalResource>,
 }
 
 /// Decodes and normalizes an OTLP/protobuf `ExportTraceServiceRequest`.
@@ -95,7 +97,7 @@ pub fn decode_traces_proto(body: &[u8], now: UnixNanos) -> Result<TraceDecode, D
         bad_span_id: 0,
         bad_parent_id: 0,
         scratch: String::new(),
-        resources: Vec::new(),
+        resources: ahash::AHashMap::new(),
     };
     // Realistic exports carry 400-600 bytes per span; reserving for the dense end avoids
     // most regrowth without over-allocating much.
@@ -157,8 +159,15 @@ impl Ctx {
 
     /// The normalized resource for these encoded `Resource` bytes, built once per request.
     fn resource(&mut self, encoded: &[&[u8]]) -> Result<NormalResource, DecodeError> {
-        let key: Vec<u8> = encoded.concat();
-        if let Some((_, r)) = self.resources.iter().find(|(k, _)| *k == key) {
+        let joined;
+        let key: &[u8] = match encoded {
+            [one] => one,
+            _ => {
+                joined = encoded.concat();
+                &joined
+            }
+        };
+        if let Some(r) = self.resources.get(key) {
             return Ok(r.clone());
         }
         let mut attrs = ResourceAttrs::default();
@@ -166,7 +175,7 @@ impl Ctx {
             resource_attrs(part, &mut attrs)?;
         }
         let r = normalize::resource(&attrs, &mut self.out.stats)?;
-        self.resources.push((key, r.clone()));
+        self.resources.insert(key.to_vec(), r.clone());
         Ok(r)
     }
 }
