@@ -1,39 +1,27 @@
-//! End to end through real clients: the OpenTelemetry Python and Rust SDKs send a topology (two
-//! caller versions, two callee versions, a database and a queue) over OTLP/HTTP protobuf;
-//! the receiver's decoder normalizes it and the graph pairs it. Every edge's counts,
-//! failures and both latencies are checked against the formulas the script uses.
-//!
-//! The server here is a minimal `/v1/traces` endpoint over `verdict::receiver::decode`
-//! because `verdict serve` does not start its receivers yet; once it does, this test can
-//! point the SDK at the binary instead.
+//! End to end through real clients and the whole app: the OpenTelemetry Python and Rust
+//! SDKs send a topology (two caller versions, two callee versions, a database and a queue)
+//! over OTLP/HTTP protobuf to `verdict::app::start` (the receivers, ingest queue and
+//! analysis workers `verdict serve` runs); every edge's counts, failures and both
+//! latencies are then checked against the formulas the clients use.
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::routing::post;
-use axum::Router;
 use std::process::Command;
-use std::sync::Arc;
-use verdict::analysis::graph::config::GraphConfig;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use verdict::analysis::graph::{EdgeView, Graph};
 use verdict::analysis::histogram::RELATIVE_PRECISION;
-use verdict::model::SpanBatch;
+use verdict::analysis::Analyzer;
+use verdict::app::RunningApp;
 
 const CALLS: u64 = 40;
 const MS: f64 = 1.0;
-const T0: u64 = 1_700_000_000_000_000_000;
 
-async fn traces(State(g): State<Arc<Graph>>, body: Bytes) -> &'static str {
-    let now = T0 + 60_000_000_000;
-    let decoded = verdict::receiver::decode::decode_traces_proto(&body, now).expect("valid OTLP");
-    let mut out = Vec::new();
-    g.record_spans(
-        &SpanBatch {
-            spans: decoded.spans,
-        },
-        now,
-        &mut out,
-    );
-    ""
+/// Start of the clients' spans: a minute ago, so the windows the app keeps hold them.
+fn t0() -> u64 {
+    static T: OnceLock<u64> = OnceLock::new();
+    *T.get_or_init(|| {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        now.as_nanos() as u64 - 60_000_000_000
+    })
 }
 
 /// Nearest-rank quantile of exact values.
@@ -102,16 +90,41 @@ fn check(
     }
 }
 
-/// Starts a `/v1/traces` endpoint feeding a fresh graph.
-async fn start_endpoint() -> (Arc<Graph>, String) {
-    let graph = Arc::new(Graph::new(&GraphConfig::default()));
-    let app = Router::new()
-        .route("/v1/traces", post(traces))
-        .with_state(graph.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (graph, format!("http://{addr}/v1/traces"))
+/// Starts the whole app on loopback; returns it, its analyzer and the OTLP/HTTP traces URL.
+async fn start_app(dir: &std::path::Path) -> (RunningApp, Arc<Analyzer>, String) {
+    let mut config = verdict::config::Config::default();
+    config.receivers.grpc_addr = "127.0.0.1:0".into();
+    config.receivers.http_addr = "127.0.0.1:0".into();
+    config.api.addr = "127.0.0.1:0".into();
+    config.alerting.store_path = dir.join("alerts");
+    config.judge.decision_log = String::new();
+    let app = verdict::app::start(config, vec![], Arc::new(verdict::clock::SystemClock))
+        .await
+        .unwrap();
+    let analyzer = app.state.analyzer.clone();
+    let url = format!("http://{}/v1/traces", app.http_addr);
+    (app, analyzer, url)
+}
+
+/// Waits until the analysis workers have recorded everything the clients sent: all 12
+/// edges present and the total of their calls unchanged over 300 ms.
+async fn settled(graph: &Graph) {
+    let total = || {
+        let snap = graph.snapshot(Some("e2e"), 0, u64::MAX);
+        (
+            snap.edges.len(),
+            snap.edges.iter().map(|e| e.requests).sum::<u64>(),
+        )
+    };
+    let mut last = (0, 0);
+    for _ in 0..100 {
+        let now = total();
+        if now.0 == 12 && now == last {
+            return;
+        }
+        last = now;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,11 +137,12 @@ async fn python_sdk_topology_gives_exact_versioned_edges() {
         .status()
         .unwrap();
     assert!(deps.success(), "scripts/ensure-test-deps.sh failed");
-    let (graph, endpoint) = start_endpoint().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (app, analyzer, endpoint) = start_app(dir.path()).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/graph_e2e_topology.py");
     let out = tokio::task::spawn_blocking(move || {
         Command::new("python3")
-            .args([script, &endpoint, &CALLS.to_string(), &T0.to_string()])
+            .args([script, &endpoint, &CALLS.to_string(), &t0().to_string()])
             .output()
             .unwrap()
     })
@@ -139,8 +153,9 @@ async fn python_sdk_topology_gives_exact_versioned_edges() {
         "python: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-
-    expect_topology(&graph);
+    settled(&analyzer.graph).await;
+    expect_topology(&analyzer.graph);
+    app.stop().await;
 }
 
 /// Every edge of the topology the script and [`rust_client::send`] produce.
@@ -200,17 +215,20 @@ fn expect_topology(graph: &Graph) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_sdk_topology_gives_exact_versioned_edges() {
-    let (graph, endpoint) = start_endpoint().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (app, analyzer, endpoint) = start_app(dir.path()).await;
     tokio::task::spawn_blocking(move || rust_client::send(&endpoint))
         .await
         .unwrap();
-    expect_topology(&graph);
+    settled(&analyzer.graph).await;
+    expect_topology(&analyzer.graph);
+    app.stop().await;
 }
 
 /// The same topology as `graph_e2e_topology.py`, sent by the Rust SDK
 /// (`opentelemetry-otlp`, OTLP/HTTP protobuf, one provider per service version).
 mod rust_client {
-    use super::{CALLS, T0};
+    use super::{t0, CALLS};
     use opentelemetry::trace::{
         Span, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _,
     };
@@ -296,7 +314,7 @@ mod rust_client {
         };
         let v = |even: bool| if even { "v1" } else { "v2" };
         for i in 0..CALLS {
-            let start = T0 + i * 100 * MS;
+            let start = t0() + i * 100 * MS;
             let co = p.tracer("checkout", v(i % 2 == 0));
             let pay = p.tracer("payment", v(i % 4 < 2));
             let ship = p.tracer("shipping", "v1");
