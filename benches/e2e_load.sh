@@ -6,6 +6,8 @@
 #
 #   benches/e2e_load.sh                 # defaults below
 #   DURATION=60s CONNECTIONS=8 benches/e2e_load.sh
+#   GRAPH=off benches/e2e_load.sh       # the same without the dependency graph
+#   PERF_OUT=/tmp/perf.data benches/e2e_load.sh   # also profile the server for 10 s
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +27,13 @@ GRPC=127.0.0.1:$PORT
 HTTP=127.0.0.1:$((PORT + 1))
 API=127.0.0.1:$((PORT + 2))
 
-taskset -c "$SERVER_CPU" "$BIN" serve --otlp-grpc-addr "$GRPC" --otlp-http-addr "$HTTP" \
+CONFIG_ARGS=()
+if [ "${GRAPH:-on}" = off ]; then
+  printf 'graph:\n  enabled: false\n' >target/e2e-graph-off.yaml
+  CONFIG_ARGS=(--config target/e2e-graph-off.yaml)
+fi
+
+taskset -c "$SERVER_CPU" "$BIN" serve "${CONFIG_ARGS[@]}" --otlp-grpc-addr "$GRPC" --otlp-http-addr "$HTTP" \
   --api-addr "$API" >target/e2e-serve.log 2>&1 &
 PID=$!
 trap 'kill "$PID" 2>/dev/null || true' EXIT
@@ -40,7 +48,7 @@ done
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 c0=$(cpu_ticks)
 t0=$(date +%s.%N)
-[ -n "${PERF_OUT:-}" ] && { perf record -F 999 -g -p "$PID" -o "$PERF_OUT" -- sleep 4 >/dev/null 2>&1 & }
+[ -n "${PERF_OUT:-}" ] && { perf record -F 999 -g -p "$PID" -o "$PERF_OUT" -- sleep 10 >/dev/null 2>&1 & }
 out=$(taskset -c "$LOAD_CPU" "$BIN" loadgen --target "http://$GRPC" --duration "$DURATION" \
   --connections "$CONNECTIONS" --inflight "$INFLIGHT" --services "$SERVICES" \
   --versions "$VERSIONS" --operations "$OPERATIONS")

@@ -25,6 +25,7 @@ pub trait Observer: Send + Sync {
 pub struct Analyzer {
     pub series: series::SeriesStore,
     pub graph: graph::Graph,
+    graph_enabled: bool,
     observers: Vec<Arc<dyn Observer>>,
 }
 
@@ -33,6 +34,7 @@ impl Analyzer {
         Self {
             series: series::SeriesStore::new(state),
             graph: graph::Graph::new(graph),
+            graph_enabled: graph.enabled,
             observers: Vec::new(),
         }
     }
@@ -48,7 +50,9 @@ impl Analyzer {
             IngestItem::Spans(batch) => {
                 self.series.record_spans(batch, now);
                 let mut edges = Vec::new();
-                self.graph.record_spans(batch, now, &mut edges);
+                if self.graph_enabled {
+                    self.graph.record_spans(batch, now, &mut edges);
+                }
                 for o in &self.observers {
                     o.on_spans(batch, now);
                     if !edges.is_empty() {
@@ -83,5 +87,38 @@ impl crate::telemetry::ExportMetrics for Analyzer {
     fn export_metrics(&self, w: &mut crate::telemetry::PromWriter) {
         self.series.export_metrics(w);
         self.graph.export_metrics(w);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{SpanBatch, SpanKind};
+    use graph::fixtures::{resource, span};
+
+    fn pair() -> IngestItem {
+        let (a, b) = (resource("e", "a", "1"), resource("e", "b", "1"));
+        IngestItem::Spans(SpanBatch {
+            spans: vec![
+                span(&a, SpanKind::Client, 1, 1, 0, 1_000, 500, false),
+                span(&b, SpanKind::Server, 1, 2, 1, 1_100, 300, false),
+            ],
+        })
+    }
+
+    #[test]
+    fn the_graph_can_be_switched_off() {
+        let state = config::StateConfig::default();
+        let on = Analyzer::new(&state, &graph::config::GraphConfig::default());
+        on.record(&pair(), 2_000);
+        assert_eq!(on.graph.snapshot(Some("e"), 0, u64::MAX).edges.len(), 1);
+        let off_cfg = graph::config::GraphConfig {
+            enabled: false,
+            ..Default::default()
+        };
+        let off = Analyzer::new(&state, &off_cfg);
+        off.record(&pair(), 2_000);
+        assert!(off.graph.snapshot(Some("e"), 0, u64::MAX).edges.is_empty());
+        assert!(off.series.series_count() > 0, "series are still kept");
     }
 }

@@ -9,6 +9,11 @@ use std::time::Duration;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct GraphConfig {
+    /// Build the dependency graph. Off: no edges, no service-graph metrics, and the judge
+    /// loses its outgoing and incoming signals (own requests and trace paths remain). For
+    /// measuring the graph's cost, or where another component builds the service graph.
+    /// Default `true`.
+    pub enabled: bool,
     /// How long a client or server span waits for its partner, and how long a completed
     /// pair is remembered to recognise duplicates. Default `10s` (the Collector uses 2 s;
     /// verdict is the sink, so late spans from slow exporters still pair).
@@ -37,6 +42,7 @@ pub struct GraphConfig {
 impl Default for GraphConfig {
     fn default() -> Self {
         Self {
+            enabled: true,
             pairing_ttl: Duration::from_secs(10),
             max_pending: 200_000,
             shards: 16,
