@@ -85,6 +85,16 @@ impl SpawnedAnalyzer {
             // Relative to the runner's directory, not the child's fresh one.
             let c = std::fs::canonicalize(c).unwrap_or_else(|_| c.into());
             cmd.arg("--config").arg(c);
+        } else {
+            // Slack and PagerDuty sinks to the runner's own endpoints, so delays are
+            // measured at every sink type that needs no external service.
+            let base = webhook_url.trim_end_matches('/');
+            let sinks = format!(
+                "alerting:\n  sinks:\n    - {{type: slack, name: slack, url: \"{base}/slack\"}}\n    - {{type: pagerduty, name: pagerduty, url: \"{base}/pagerduty\", routing_key: runner}}\n"
+            );
+            let path = data.path().join("runner-sinks.yaml");
+            std::fs::write(&path, sinks).map_err(AnalyzerError::Port)?;
+            cmd.arg("--config").arg(path);
         }
         let child = cmd.spawn().map_err(|source| AnalyzerError::Spawn {
             exe: exe.display().to_string(),

@@ -242,5 +242,18 @@ pub async fn run_one(
     w.poll_until(&client, &addrs.api, end).await;
     sim.await??;
     let env = w.expect.environment.clone();
-    Ok(w.finish(&inbox.for_environment(&env)))
+    let culprit = w.expect.culprit.clone();
+    let onset = w.expect.onset.unwrap_or(w.expect.start);
+    let mut outcome = w.finish(&inbox.for_environment(&env));
+    if let Some(c) = culprit {
+        for sink in ["slack", "pagerduty"] {
+            let needles = [env.as_str(), c.service.as_str(), c.version.as_str()];
+            if let Some(t) = inbox.first_mention(sink, &needles, onset) {
+                outcome
+                    .sink_delays_s
+                    .insert(sink.into(), t.duration_since(onset).as_secs_f64());
+            }
+        }
+    }
+    Ok(outcome)
 }

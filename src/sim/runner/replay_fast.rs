@@ -108,5 +108,6 @@ fn outcome(
             .collect(),
         candidate_rps: None,
         api_errors: 0,
+        sink_delays_s: Default::default(),
     }
 }

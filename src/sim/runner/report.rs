@@ -2,6 +2,7 @@
 //! over a suite, and their text and JSON renderings.
 
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// The result of one scenario run or replayed case.
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +33,17 @@ pub struct Outcome {
     pub candidate_rps: Option<f64>,
     /// Polls of the verdict API that failed (the answer is then unreliable).
     pub api_errors: u64,
+    /// Seconds from the onset to the first notification naming the culprit, per sink
+    /// type other than the webhook (`slack`, `pagerduty`), when the runner is its sink.
+    pub sink_delays_s: BTreeMap<String, f64>,
+}
+
+/// Median and p95 of one sink's delays.
+#[derive(Debug, Clone, Serialize)]
+pub struct SinkDelay {
+    pub runs: usize,
+    pub median_s: Option<f64>,
+    pub p95_s: Option<f64>,
 }
 
 /// Totals over a suite.
@@ -51,6 +63,8 @@ pub struct Totals {
     pub p95_delay_to_rollback_s: Option<f64>,
     pub median_delay_to_alert_s: Option<f64>,
     pub p95_delay_to_alert_s: Option<f64>,
+    /// Onset -> first notification per sink type (the webhook's is `*_delay_to_alert_s`).
+    pub sink_delays: BTreeMap<String, SinkDelay>,
 }
 
 fn quantile(mut v: Vec<f64>, q: f64) -> Option<f64> {
@@ -78,6 +92,23 @@ impl Totals {
             .filter_map(|o| o.delay_to_rollback_s)
             .collect();
         let al: Vec<f64> = outcomes.iter().filter_map(|o| o.delay_to_alert_s).collect();
+        let mut per_sink: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for o in outcomes {
+            for (k, v) in &o.sink_delays_s {
+                per_sink.entry(k.clone()).or_default().push(*v);
+            }
+        }
+        let sink_delays = per_sink
+            .into_iter()
+            .map(|(k, v)| {
+                let d = SinkDelay {
+                    runs: v.len(),
+                    median_s: quantile(v.clone(), 0.5),
+                    p95_s: quantile(v, 0.95),
+                };
+                (k, d)
+            })
+            .collect();
         Totals {
             runs: outcomes.len(),
             passed: outcomes.iter().filter(|o| o.pass).count(),
@@ -93,6 +124,7 @@ impl Totals {
             p95_delay_to_rollback_s: quantile(rb, 0.95),
             median_delay_to_alert_s: quantile(al.clone(), 0.5),
             p95_delay_to_alert_s: quantile(al, 0.95),
+            sink_delays,
         }
     }
 }
@@ -104,7 +136,7 @@ fn secs(v: Option<f64>) -> String {
 /// One line per outcome, aligned.
 pub fn render_line(o: &Outcome) -> String {
     format!(
-        "{:<4} {:<42} culprit={:<34} cand_rps={:>5} detected={:<3} rollback_after={:>7} alert_after={:>7} wrong={:<20} false_alerts={:<2} final={}{}",
+        "{:<4} {:<42} culprit={:<34} cand_rps={:>5} detected={:<3} rollback_after={:>7} alert_after={:>7}{} wrong={:<20} false_alerts={:<2} final={}{}",
         if o.pass { "PASS" } else { "FAIL" },
         o.environment,
         o.expected_culprit.as_deref().unwrap_or("none"),
@@ -112,6 +144,7 @@ pub fn render_line(o: &Outcome) -> String {
         if o.detected { "yes" } else { "no" },
         secs(o.delay_to_rollback_s),
         secs(o.delay_to_alert_s),
+        o.sink_delays_s.iter().map(|(k, v)| format!(" {k}={v:.1}s")).collect::<String>(),
         if o.wrong_culprits.is_empty() { "-".to_string() } else { o.wrong_culprits.join(",") },
         o.false_alerts,
         o.final_verdict.as_deref().unwrap_or("unlisted"),
@@ -121,7 +154,12 @@ pub fn render_line(o: &Outcome) -> String {
 
 /// The totals as text.
 pub fn render_totals(t: &Totals) -> String {
-    format!(
+    let sinks: String = t
+        .sink_delays
+        .iter()
+        .map(|(k, d)| format!(" | {k} median {} p95 {}", secs(d.median_s), secs(d.p95_s)))
+        .collect();
+    let head = format!(
         "runs {} passed {} | recall {} ({}/{}) | runs with a wrong culprit {} | false alerts {} | delay to rollback median {} p95 {} | to alert median {} p95 {}",
         t.runs,
         t.passed,
@@ -134,7 +172,8 @@ pub fn render_totals(t: &Totals) -> String {
         secs(t.p95_delay_to_rollback_s),
         secs(t.median_delay_to_alert_s),
         secs(t.p95_delay_to_alert_s),
-    )
+    );
+    format!("{head}{sinks}")
 }
 
 #[cfg(test)]
@@ -157,6 +196,7 @@ mod tests {
             evidence: vec![],
             candidate_rps: Some(5.0),
             api_errors: 0,
+            sink_delays_s: BTreeMap::from([("slack".to_string(), delay.unwrap_or(0.0) + 2.0)]),
         }
     }
 
@@ -175,5 +215,8 @@ mod tests {
         assert_eq!(t.median_delay_to_rollback_s, Some(20.0));
         assert_eq!(t.p95_delay_to_alert_s, Some(21.0));
         assert!(render_totals(&t).contains("recall 67% (2/3)"));
+        let slack = &t.sink_delays["slack"];
+        assert_eq!((slack.runs, slack.median_s), (4, Some(12.0)));
+        assert!(render_totals(&t).contains("slack median 12.0s"));
     }
 }

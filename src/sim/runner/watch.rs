@@ -158,6 +158,7 @@ impl Watch {
             evidence: watched.map(summaries).unwrap_or_default(),
             candidate_rps: self.candidate_rps(),
             api_errors: self.api_errors,
+            sink_delays_s: Default::default(),
         }
     }
 }
