@@ -233,3 +233,75 @@ async fn verdict_serve_serves_the_dashboard() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A real scenario through the whole app, as the issue asks: the simulator (the Rust
+/// OpenTelemetry SDK) sends the demo's checkout canary, which goes bad after 5 s, to
+/// `verdict::app::start`; the real judge decides, and the page shows the canary with a
+/// `rollback` badge, a latency or error-rate reason, and checkout as the culprit node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_scenario_shows_its_bad_canary_as_rollback() {
+    use std::sync::Arc;
+    use std::time::Duration;
+    use verdict::sim::emit::{ExportProtocol, ExportSettings};
+    use verdict::sim::scenario::Scenario;
+    use verdict::sim::simulate::simulate;
+    use verdict::sim::topology::Topology;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = verdict::config::Config::default();
+    config.receivers.grpc_addr = "127.0.0.1:0".into();
+    config.receivers.http_addr = "127.0.0.1:0".into();
+    config.api.addr = "127.0.0.1:0".into();
+    config.alerting.store_path = dir.path().join("alerts");
+    config.judge.decision_log = String::new();
+    let app = verdict::app::start(config, vec![], Arc::new(verdict::clock::SystemClock))
+        .await
+        .unwrap();
+    let yaml = include_str!("../config/scenarios/demo-canary.yaml");
+    let mut scenario = Scenario::from_yaml("demo-canary.yaml", yaml).unwrap();
+    scenario.duration = Duration::from_secs(90);
+    for e in &mut scenario.effects {
+        e.at = Duration::from_secs(5);
+    }
+    let topology = Arc::new(Topology::load(&scenario.topology).unwrap());
+    let settings = ExportSettings {
+        endpoint: format!("http://{}", app.grpc_addr),
+        protocol: ExportProtocol::Grpc,
+        batch_delay: Duration::from_millis(250),
+        metrics_interval: Some(Duration::from_secs(5)),
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let sim = tokio::spawn(simulate(
+        topology,
+        Arc::new(scenario),
+        settings,
+        cancel.clone(),
+    ));
+    let (_b, mut page) = open(&format!("http://{}/?poll=500", app.api_addr)).await;
+    let badge = "[...document.querySelectorAll('.row.deployment')].some(r => r.dataset.service === 'checkout' && r.dataset.version === '2.3.0' && r.querySelector('.badge.rollback')?.textContent === 'rollback')";
+    let mut shown = false;
+    for _ in 0..160 {
+        if page.eval(badge).await == Value::Bool(true) {
+            shown = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let reasons = page
+        .eval("[...document.querySelectorAll('#reasons td.summary')].map(td => td.textContent).join(' | ')")
+        .await;
+    let culprit = page
+        .eval("[...document.querySelectorAll('g.node.culprit')].map(g => g.dataset.name)")
+        .await;
+    cancel.cancel();
+    let _ = sim.await;
+    app.stop().await;
+    assert!(shown, "no rollback badge for checkout 2.3.0 within 80 s");
+    let reasons = reasons.as_str().unwrap_or_default().to_string();
+    assert!(
+        reasons.contains("latency") || reasons.contains("error rate"),
+        "reasons: {reasons}"
+    );
+    assert_eq!(culprit, serde_json::json!(["checkout"]));
+    assert!(page.exceptions().is_empty(), "{:?}", page.exceptions());
+}
