@@ -19,9 +19,10 @@ use crate::analysis::Observer;
 use crate::model::{
     DeploymentVerdict, EdgeCall, Incident, MetricBatch, Name, NodeKind, Scope, SpanBatch, UnixNanos,
 };
+use ahash::AHashMap as HashMap;
 use config::JudgeConfig;
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use track::{Obs, ServiceTrack, StreamKey, VersionTrack};
 
 pub use query::{DeploymentMarker, QueryError};

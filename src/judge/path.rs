@@ -4,7 +4,7 @@
 //! traces through the candidate and traces through the baseline.
 
 use crate::model::{Name, SpanRecord, UnixNanos};
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 
 /// What is kept of a span for tagging.
 #[derive(Debug, Clone)]

@@ -5,8 +5,8 @@
 
 use super::track::VersionTrack;
 use crate::model::{Name, UnixNanos};
+use ahash::AHashMap as HashMap;
 use std::cmp::Ordering;
-use std::collections::HashMap;
 
 /// How much earlier a version must have been seen to count as already running.
 const EARLIER_NS: UnixNanos = 5_000_000_000;

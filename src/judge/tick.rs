@@ -11,7 +11,8 @@ use crate::clock::rfc3339;
 use crate::model::{
     Decision, DeploymentKey, DeploymentVerdict, Incident, Name, Scope, Signal, UnixNanos,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use ahash::{AHashMap as HashMap, AHashSet as HashSet};
+use std::collections::BTreeMap;
 
 type Snap = HashMap<Name, HashMap<StreamKey, Counts>>;
 

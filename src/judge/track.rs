@@ -5,7 +5,8 @@
 
 use crate::analysis::histogram::LatencyHistogram;
 use crate::model::{Name, Scope, UnixNanos};
-use std::collections::{HashMap, VecDeque};
+use ahash::AHashMap as HashMap;
+use std::collections::VecDeque;
 
 /// Most latency quantiles a judge tests.
 pub const MAXQ: usize = 4;
