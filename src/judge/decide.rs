@@ -203,7 +203,7 @@ pub fn bounded(
                 );
                 ok.push(reason(key, ctx, signal, false, s, ev));
             } else {
-                let need = bounds::trials_needed_prior(k, n, bound, a, prior)
+                let need = bounds::trials_needed(k, n, bound, a, prior)
                     .map(|m| m.saturating_sub(n))
                     .unwrap_or(u64::MAX);
                 let s = match need {

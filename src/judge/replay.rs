@@ -7,7 +7,9 @@ use super::Judge;
 use crate::analysis::Analyzer;
 use crate::config::Config;
 use crate::model::{DeploymentVerdict, IngestItem, SpanBatch, UnixNanos};
-use crate::receiver::decode::{decode_metrics_json, decode_traces_json, DeltaConverter};
+use crate::receiver::decode::{
+    decode_metrics_json, decode_traces_json, DecodeError, DeltaConverter, TraceDecode,
+};
 use anyhow::Context;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -119,14 +121,8 @@ impl Replayer {
     /// Decodes a traces line with the data's own time as "now": the decoder marks spans
     /// far from `now` as unusable, so the first line (or one after a long gap) is decoded
     /// again once its time is known. Returns the spans and the latest span end.
-    fn decode_spans(
-        &self,
-        line: &[u8],
-    ) -> Result<
-        (crate::receiver::decode::TraceDecode, UnixNanos),
-        crate::receiver::decode::DecodeError,
-    > {
-        let data_time = |d: &crate::receiver::decode::TraceDecode| {
+    fn decode_spans(&self, line: &[u8]) -> Result<(TraceDecode, UnixNanos), DecodeError> {
+        let data_time = |d: &TraceDecode| {
             d.spans
                 .iter()
                 .filter(|s| s.end_unix_nano >= s.start_unix_nano)

@@ -165,6 +165,11 @@ fn served_within(svc: &ServiceTrack, v: &Name, within: u64, now: UnixNanos) -> b
         .is_some_and(|vt| now.saturating_sub(vt.last_served) < within)
 }
 
+/// Whether a baseline serves now (same-window comparison) rather than through its history.
+fn baseline_live(svc: &ServiceTrack, baseline: &Name, now: UnixNanos) -> bool {
+    served_within(svc, baseline, BASELINE_SILENT_NS, now)
+}
+
 fn feed(
     cfg: &super::JudgeConfig,
     svc: &ServiceTrack,
@@ -178,7 +183,7 @@ fn feed(
     let base_serving = dep
         .baseline
         .as_ref()
-        .is_some_and(|b| served_within(svc, b, BASELINE_SILENT_NS, now));
+        .is_some_and(|b| baseline_live(svc, b, now));
     let base = dep
         .baseline
         .as_ref()
@@ -389,7 +394,8 @@ fn lifecycle(st: &mut State, cfg: &super::JudgeConfig, now: UnixNanos) {
 }
 
 /// A running version's own recent (30 s) vs earlier behaviour, for services whose change
-/// cannot come from a deployment: their own running version, not calling a replacement.
+/// cannot come from a deployment: not being replaced, not next to a replacement, and not
+/// named by a live deployment's regression.
 fn find_incidents(st: &mut State, now: UnixNanos) {
     let slot = now / SLOT_NS;
     let replacing: HashSet<(Name, Name)> = st
@@ -400,7 +406,7 @@ fn find_incidents(st: &mut State, now: UnixNanos) {
                 && d.baseline.as_ref().is_none_or(|b| {
                     !st.services
                         .get(&(k.environment.clone(), k.service.clone()))
-                        .is_some_and(|s| served_within(s, b, BASELINE_SILENT_NS, now))
+                        .is_some_and(|s| baseline_live(s, b, now))
                 })
         })
         .map(|(k, _)| (k.environment.clone(), k.service.clone()))

@@ -97,8 +97,11 @@ pub fn clopper_pearson_upper(k: u64, n: u64, alpha: f64) -> f64 {
 /// `k` events in `n` trials: the largest p whose beta-binomial mixture martingale is still
 /// below `1/alpha`. Valid simultaneously for every n.
 pub fn cs_upper(k: u64, n: u64, alpha: f64) -> f64 {
-    cs_upper_prior(k, n, alpha, (0.5, 0.5))
+    cs_upper_prior(k, n, alpha, JEFFREYS)
 }
+
+/// The Jeffreys prior Beta(1/2, 1/2): the mixing prior when no rate is singled out.
+pub const JEFFREYS: (f64, f64) = (0.5, 0.5);
 
 /// The mixing prior Beta(1, (1 - c) / c), whose mean is `c` (clamped to [1e-4, 0.5]): a
 /// mixture centred on the rate one wants to rule out tightens the upper bound there
@@ -126,20 +129,9 @@ pub fn cs_lower(k: u64, n: u64, alpha: f64) -> f64 {
 }
 
 /// Total trials at which the confidence-sequence upper bound would fall to `bound` if the
-/// rate stayed at `k/n` (at least `n`). None when the current rate is already at or above
-/// the bound.
-pub fn trials_needed(k: u64, n: u64, bound: f64, alpha: f64) -> Option<u64> {
-    trials_needed_prior(k, n, bound, alpha, (0.5, 0.5))
-}
-
-/// [`trials_needed`] for [`cs_upper_prior`] with the prior `prior`.
-pub fn trials_needed_prior(
-    k: u64,
-    n: u64,
-    bound: f64,
-    alpha: f64,
-    prior: (f64, f64),
-) -> Option<u64> {
+/// rate stayed at `k/n` (at least `n`), for [`cs_upper_prior`] with `prior`. None when the
+/// current rate is already at or above the bound.
+pub fn trials_needed(k: u64, n: u64, bound: f64, alpha: f64, prior: (f64, f64)) -> Option<u64> {
     let rate = if n == 0 { 0.0 } else { k as f64 / n as f64 };
     if rate >= bound {
         return None;
@@ -235,10 +227,10 @@ mod tests {
 
     #[test]
     fn trials_needed_is_where_the_bound_crosses() {
-        let n = trials_needed(1, 100, 0.03, 0.05).unwrap();
+        let n = trials_needed(1, 100, 0.03, 0.05, JEFFREYS).unwrap();
         assert!(n > 100);
         let k = (0.01 * n as f64).round() as u64;
         assert!(cs_upper(k, n, 0.05) <= 0.03);
-        assert!(trials_needed(5, 100, 0.03, 0.05).is_none());
+        assert!(trials_needed(5, 100, 0.03, 0.05, JEFFREYS).is_none());
     }
 }

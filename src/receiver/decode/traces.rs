@@ -81,8 +81,6 @@ struct Ctx {
     bad_span_id: u64,
     bad_parent_id: u64,
     scratch: String,
-    /// Resources already built in this request, by their encoded bytes (Collector batches
-    /// often repeat the same resource).
     /// Normalized resources of this request by their encoded bytes: requests from a
     /// Collector often carry hundreds of `ResourceSpans`, many with the same resource.
     resources: ahash::AHashMap<Vec<u8>, NormalResource>,
