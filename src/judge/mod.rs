@@ -112,64 +112,79 @@ impl Judge {
     }
 }
 
+/// The service's thresholds and the version's track for an observation, created when new
+/// (within the caps; `overflow` counts refusals). One hash lookup each for the service and
+/// the version: this runs for every span and every edge.
+fn track<'a>(
+    services: &'a mut HashMap<(Name, Name), ServiceTrack>,
+    overflow: &mut u64,
+    cfg: &JudgeConfig,
+    (env, service, version): (&Name, &Name, &Name),
+    now: UnixNanos,
+) -> Option<(
+    &'a HashMap<StreamKey, track::Thresholds>,
+    &'a mut VersionTrack,
+)> {
+    use std::collections::hash_map::Entry;
+    let services_full = services.len() >= cfg.max_services;
+    let svc = match services.entry((env.clone(), service.clone())) {
+        Entry::Occupied(o) => o.into_mut(),
+        Entry::Vacant(_) if services_full => {
+            *overflow += 1;
+            return None;
+        }
+        Entry::Vacant(v) => v.insert(ServiceTrack {
+            first_seen: now,
+            ..Default::default()
+        }),
+    };
+    let versions_full = svc.versions.len() >= cfg.max_versions;
+    let vt = match svc.versions.entry(version.clone()) {
+        Entry::Occupied(o) => o.into_mut(),
+        Entry::Vacant(_) if versions_full => {
+            *overflow += 1;
+            return None;
+        }
+        Entry::Vacant(v) => v.insert(VersionTrack::new(now)),
+    };
+    Some((&svc.thresholds, vt))
+}
+
 impl State {
-    fn track(
+    /// The version's track (created when new, within the caps), marked seen at `now`.
+    fn seen(
         &mut self,
         cfg: &JudgeConfig,
-        env: &Name,
-        service: &Name,
-        version: &Name,
+        who: (&Name, &Name, &Name),
         now: UnixNanos,
-    ) -> Option<(&mut ServiceTrack, Name)> {
-        let key = (env.clone(), service.clone());
-        if !self.services.contains_key(&key) {
-            if self.services.len() >= cfg.max_services {
-                self.overflow += 1;
-                return None;
-            }
-            self.services.insert(
-                key.clone(),
-                ServiceTrack {
-                    first_seen: now,
-                    ..Default::default()
-                },
-            );
-        }
-        let svc = self.services.get_mut(&key)?;
-        if !svc.versions.contains_key(version) {
-            if svc.versions.len() >= cfg.max_versions {
-                self.overflow += 1;
-                return None;
-            }
-            svc.versions.insert(version.clone(), VersionTrack::new(now));
-        }
-        Some((svc, version.clone()))
+    ) -> Option<&mut VersionTrack> {
+        let (_, vt) = track(&mut self.services, &mut self.overflow, cfg, who, now)?;
+        vt.last_seen = now;
+        Some(vt)
     }
 
+    /// Counts one observation of a stream; returns the version's track for the caller's
+    /// bookkeeping.
     fn observe(
         &mut self,
         cfg: &JudgeConfig,
-        (env, service, version): (&Name, &Name, &Name),
+        who: (&Name, &Name, &Name),
         key: StreamKey,
         o: Obs,
         now: UnixNanos,
-    ) {
+    ) -> Option<&mut VersionTrack> {
         let served = matches!(key.scope, Scope::SelfScope | Scope::Incoming);
-        let Some((svc, v)) = self.track(cfg, env, service, version, now) else {
-            return;
-        };
-        let th = svc.thresholds.get(&key).copied();
-        let Some(vt) = svc.versions.get_mut(&v) else {
-            return;
-        };
+        let cap = cfg.max_operations * 4;
+        let (thresholds, vt) = track(&mut self.services, &mut self.overflow, cfg, who, now)?;
+        let th = thresholds.get(&key);
         vt.last_seen = now;
         if served {
             vt.last_served = now;
         }
-        let cap = cfg.max_operations * 4;
-        if vt.observe(key, o, th.as_ref(), cap) {
+        if vt.observe(key, o, th, cap) {
             self.overflow += 1;
         }
+        Some(vt)
     }
 }
 
@@ -201,32 +216,19 @@ impl Observer for Judge {
                     trace_id: Some(s.trace_id),
                     n: 1,
                 };
-                st.observe(
-                    &self.cfg,
-                    (&r.environment, &r.service, &r.version),
-                    self_key(&s.operation),
-                    o,
-                    now,
-                );
-                if let Some(vt) = st
-                    .services
-                    .get_mut(&(r.environment.clone(), r.service.clone()))
-                    .and_then(|t| t.versions.get_mut(&r.version))
-                {
+                let who = (&r.environment, &r.service, &r.version);
+                if let Some(vt) = st.observe(&self.cfg, who, self_key(&s.operation), o, now) {
                     vt.has_server_spans = true;
                     vt.served_total += 1;
                     if vt.k8s.is_none() {
                         vt.k8s = r.k8s_deployment.clone();
                     }
                 }
-            } else if let Some((svc, v)) =
-                st.track(&self.cfg, &r.environment, &r.service, &r.version, now)
+            } else if let Some(vt) =
+                st.seen(&self.cfg, (&r.environment, &r.service, &r.version), now)
             {
-                if let Some(vt) = svc.versions.get_mut(&v) {
-                    vt.last_seen = now;
-                    if vt.k8s.is_none() {
-                        vt.k8s = r.k8s_deployment.clone();
-                    }
+                if vt.k8s.is_none() {
+                    vt.k8s = r.k8s_deployment.clone();
                 }
             }
             if st.any_live {

@@ -146,15 +146,22 @@ impl VersionTrack {
         th: Option<&Thresholds>,
         cap: usize,
     ) -> bool {
+        use std::collections::hash_map::Entry;
+        let full = self.streams.len() >= cap;
         let mut overflow = false;
-        if !self.streams.contains_key(&key) && self.streams.len() >= cap {
-            key.op = OTHER.into();
-            if !key.peer.is_empty() {
-                key.peer = OTHER.into();
+        let s = match self.streams.entry(key) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) if !full => v.insert(Stream::default()),
+            Entry::Vacant(v) => {
+                key = v.into_key();
+                key.op = OTHER.into();
+                if !key.peer.is_empty() {
+                    key.peer = OTHER.into();
+                }
+                overflow = true;
+                self.streams.entry(key).or_default()
             }
-            overflow = true;
-        }
-        let s = self.streams.entry(key).or_default();
+        };
         let t = &mut s.tick;
         t.n += o.n;
         let bad_err = o.error;
