@@ -44,7 +44,8 @@ pub struct Context<'a> {
 
 const E_TEST: &str =
     "same-window conditional e-process (noncentral hypergeometric, mixture of bets)";
-const E_TEST_HISTORY: &str = "binomial e-process against the replaced version's history bound";
+const E_TEST_HISTORY: &str =
+    "two-sample e-value against the replaced version's history (beta-binomial mixture over the null's maximum likelihood)";
 
 fn ends(scope: Scope, service: &Name, peer: &Name) -> (Option<Name>, Option<Name>) {
     match scope {
@@ -105,16 +106,20 @@ pub fn regressions(
 ) -> Vec<Reason> {
     let a = test_alpha(cfg, key.scope);
     let limit = (2.0 / a).ln();
-    let test = if t.from_history {
-        E_TEST_HISTORY
-    } else {
-        E_TEST
+    // The same-window mixture and the history test are separate e-values, each at half
+    // the test's alpha: the larger decides, and the evidence names it.
+    let pick = |mix: f64, hist: f64| {
+        if hist > mix {
+            (hist, E_TEST_HISTORY)
+        } else {
+            (mix, E_TEST)
+        }
     };
     let (wc, wb) = t.windowed();
     let exemplars: Vec<String> = t.exemplars.iter().map(crate::model::trace_id_hex).collect();
     let mut out = Vec::new();
     let (rc, rb) = (rate(&wc), rate(&wb));
-    let le = t.errors.log_e();
+    let (le, test) = pick(t.errors.log_e(), t.hist_errors);
     if le >= limit && rc - rb >= cfg.error_margin_abs && rc > rb * (1.0 + cfg.error_margin_rel) {
         let ev = Evidence {
             baseline_value: rb,
@@ -139,7 +144,7 @@ pub fn regressions(
         out.push(reason(key, ctx, Signal::ErrorRate, true, s, ev));
     }
     for (i, q) in cfg.quantiles.iter().enumerate() {
-        let le = t.latency[i].log_e();
+        let (le, test) = pick(t.latency[i].log_e(), t.hist_latency[i]);
         let (qc, qb) = (wc.hist.quantile(*q), wb.hist.quantile(*q));
         let (Some(qc), Some(qb)) = (qc, qb) else {
             continue;

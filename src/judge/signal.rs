@@ -3,10 +3,10 @@
 //! (same window) or candidate counts against the replaced version's history, plus the
 //! cumulative and windowed counts that give effect sizes, gates and promotion bounds.
 
-use super::stats::{bounds, conditional, conditional::Table, Mixture, BET_GRID};
-use super::track::{Counts, MAXQ};
+use super::stats::{conditional, conditional::Table, history, Mixture, BET_GRID};
+use super::track::{Counts, StreamKey, MAXQ};
 use crate::model::{Name, Scope};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 /// Ticks kept for the practical-significance window.
 const WINDOW_TICKS: usize = 30;
@@ -30,10 +30,28 @@ pub struct SignalTest {
     /// Whether the last evidence came from history (replacement) rather than a live baseline.
     pub from_history: bool,
     pub history: Counts,
+    /// Per stratum, the candidate's counts while judged against history, and that history.
+    pub hist_strata: BTreeMap<StreamKey, (Tally, Tally)>,
+    /// ln E of the history tests (errors, then each quantile); a separate e-value from the
+    /// same-window mixtures, each given half of the test's alpha.
+    pub hist_errors: f64,
+    pub hist_latency: [f64; MAXQ],
+}
+
+/// The counts a history test needs from one stratum.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Tally {
+    pub n: u64,
+    pub err: u64,
+    pub n_lat: u64,
+    /// Latency exceedances: the candidate's above its thresholds, the history's above the
+    /// baseline's.
+    pub exc: [u64; MAXQ],
 }
 
 /// One tick's input for one stratum.
 pub struct StratumTick<'a> {
+    pub key: &'a StreamKey,
     pub cand: &'a Counts,
     pub base: Option<&'a Counts>,
     /// Replaced version's history for this stratum when there is no live baseline.
@@ -41,12 +59,14 @@ pub struct StratumTick<'a> {
 }
 
 impl SignalTest {
-    /// Feeds one tick (all strata of this group). `omega0` is the error odds margin,
-    /// `hist_alpha` the level of the bound taken on a history baseline.
-    pub fn update(&mut self, strata: &[StratumTick<'_>], omega0: f64, nq: usize, hist_alpha: f64) {
+    /// Feeds one tick (all strata of this group). `omega0` is the error margin (odds for
+    /// the same-window test, rate ratio against history).
+    pub fn update(&mut self, strata: &[StratumTick<'_>], omega0: f64, nq: usize) {
         let mut err_f = vec![0.0; BET_GRID.len()];
         let mut lat_f = vec![vec![0.0; BET_GRID.len()]; nq];
         let (mut wc, mut wb) = (Counts::default(), Counts::default());
+        let mut hist_changed = false;
+        let mut hist_sum = Counts::default();
         for s in strata {
             wc.add(s.cand);
             if let Some(b) = s.base {
@@ -70,16 +90,26 @@ impl SignalTest {
                 }
             } else if let Some(h) = s.history {
                 self.from_history = true;
-                self.history = h.clone();
-                let p0 =
-                    (bounds::clopper_pearson_upper(h.err, h.n, hist_alpha) * omega0).min(0.999);
-                add_into(&mut err_f, one_sample(s.cand.n, s.cand.err, p0));
-                for (i, f) in lat_f.iter_mut().enumerate() {
-                    let p0 = bounds::clopper_pearson_upper(h.exc_base[i], h.n_lat, hist_alpha)
-                        .min(0.999);
-                    add_into(f, one_sample(s.cand.n_lat, s.cand.exc_cand[i], p0));
+                hist_sum.add(h);
+                let (c, past) = self.hist_strata.entry(s.key.clone()).or_default();
+                c.n += s.cand.n;
+                c.err += s.cand.err;
+                c.n_lat += s.cand.n_lat;
+                for i in 0..nq {
+                    c.exc[i] += s.cand.exc_cand[i];
                 }
+                *past = Tally {
+                    n: h.n,
+                    err: h.err,
+                    n_lat: h.n_lat,
+                    exc: h.exc_base,
+                };
+                hist_changed = true;
             }
+        }
+        if hist_changed {
+            self.history = hist_sum;
+            self.refresh_history_tests(omega0, nq);
         }
         self.errors.add(&err_f);
         for (m, f) in self.latency.iter_mut().zip(&lat_f) {
@@ -90,6 +120,22 @@ impl SignalTest {
         self.window.push_back((wc, wb));
         if self.window.len() > WINDOW_TICKS {
             self.window.pop_front();
+        }
+    }
+
+    /// Recomputes the history e-values over every stratum judged against history (their
+    /// product: the strata are independent samples).
+    fn refresh_history_tests(&mut self, omega0: f64, nq: usize) {
+        let strata = self.hist_strata.values();
+        self.hist_errors = strata
+            .clone()
+            .map(|(c, h)| history::log_e(c.err, c.n, h.err, h.n, omega0))
+            .sum();
+        for i in 0..nq {
+            self.hist_latency[i] = strata
+                .clone()
+                .map(|(c, h)| history::log_e(c.exc[i], c.n_lat, h.exc[i], h.n_lat, 1.0))
+                .sum();
         }
     }
 
@@ -109,7 +155,7 @@ impl SignalTest {
 
     /// Cumulative baseline (or history).
     pub fn baseline_total(&self) -> &Counts {
-        if self.base.n == 0 {
+        if self.from_history || self.base.n == 0 {
             &self.history
         } else {
             &self.base
@@ -123,16 +169,4 @@ fn add_into(acc: &mut [f64], f: Option<Vec<f64>>) {
             *a += x;
         }
     }
-}
-
-fn one_sample(n: u64, k: u64, p0: f64) -> Option<Vec<f64>> {
-    if n == 0 || !(p0 > 0.0 && p0 < 1.0) {
-        return None;
-    }
-    Some(
-        BET_GRID
-            .iter()
-            .map(|l| l * k as f64 - n as f64 * (1.0 - p0 + p0 * l.exp()).ln())
-            .collect(),
-    )
 }

@@ -235,14 +235,14 @@ fn feed(
             .iter()
             .zip(&hists)
             .map(|((k, c), h)| StratumTick {
+                key: k,
                 cand: c,
                 base: base_serving.then(|| base.get(*k).unwrap_or(&zero)),
                 history: h.as_ref(),
             })
             .collect();
-        let a = decide::test_alpha(cfg, tk.scope);
         let t = dep.tests.entry(tk).or_default();
-        t.update(&strata, 1.0 + cfg.error_margin_rel, nq, a / 2.0);
+        t.update(&strata, 1.0 + cfg.error_margin_rel, nq);
         if let Some(vt) = svc.versions.get(&dk.version) {
             for (k, _) in &members {
                 if let Some(s) = vt.streams.get(*k) {

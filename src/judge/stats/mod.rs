@@ -6,14 +6,14 @@
 //!   Fisher's noncentral hypergeometric law; a mixture of betting martingales over that law
 //!   is an e-process under "candidate no worse than baseline (up to a margin)", valid
 //!   whatever the rates do over time (global incidents cancel out).
-//! - [`onesample`]: candidate counts against a fixed bound `p0` (replacement deploys,
-//!   whose baseline is the replaced version's history).
+//! - [`history`]: candidate counts against the replaced version's history (replacement
+//!   deploys), with neither rate known: a mixture-over-maximum-likelihood e-value.
 //! - [`bounds`]: Clopper-Pearson bounds and a time-uniform beta-binomial confidence
 //!   sequence, used for promotion and for "how many more requests".
 
 pub mod bounds;
 pub mod conditional;
-pub mod onesample;
+pub mod history;
 
 /// Bets (log odds-ratio multipliers) mixed with equal weight by both e-processes.
 /// exp(l) spans alternatives from 1.3x to 20x the null odds.
