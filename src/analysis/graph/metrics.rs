@@ -140,13 +140,19 @@ impl Graph {
         gauge(
             w,
             "verdict_graph_store_items",
-            "Entries in the pairing store (waiting spans and remembered pairs).",
+            "Spans in the pairing store waiting for their partner.",
             self.pending() as f64,
         );
         gauge(
             w,
+            "verdict_graph_store_tombstones",
+            "Completed pairs remembered (as fingerprints) to recognise retried duplicates.",
+            self.pairing.tombstones() as f64,
+        );
+        gauge(
+            w,
             "verdict_graph_store_capacity",
-            "Most entries the pairing store holds.",
+            "Most spans the pairing store holds waiting.",
             self.pending_capacity() as f64,
         );
         gauge(

@@ -106,6 +106,11 @@ impl Graph {
     }
 
     /// Most entries the pairing store holds.
+    /// Completed pairs remembered for duplicate detection.
+    pub fn pairing_tombstones(&self) -> usize {
+        self.pairing.tombstones()
+    }
+
     pub fn pending_capacity(&self) -> usize {
         self.pairing.capacity()
     }

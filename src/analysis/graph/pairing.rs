@@ -2,8 +2,9 @@
 //! server/consumer spans keyed by (trace id, parent span id), in either arrival order and
 //! across batches. Sharded by trace id for concurrent workers; bounded by a TTL and by an
 //! item cap (when full, the oldest entry is expired early, exactly as at its TTL, and
-//! counted). A completed key stays as a small tombstone for one TTL so a retried copy of
-//! either span is recognised as a duplicate instead of counted twice.
+//! counted). A completed key leaves the store at once and is remembered as a 64-bit
+//! fingerprint for one to two TTLs (see [`Tombstones`]) so a retried copy of either span is
+//! recognised as a duplicate instead of counted twice; waiting spans alone fill the store.
 
 use super::calls::{self, Half};
 use crate::model::{EdgeCall, Resource, SpanRecord, UnixNanos};
@@ -67,8 +68,6 @@ enum State {
         alone: bool,
     },
     Server(Half),
-    /// Completed: remembered to drop duplicates.
-    Done,
 }
 
 #[derive(Debug)]
@@ -83,6 +82,55 @@ struct Shard {
     /// (key, expiry) in insertion order; entries whose expiry no longer matches the slot
     /// are stale and skipped.
     fifo: VecDeque<(Key, UnixNanos)>,
+    done: Tombstones,
+}
+
+/// Fingerprints of completed keys, in two generations: the current one takes new
+/// fingerprints until it is one TTL old or holds `cap`, then becomes the previous one
+/// (dropping the one before). A fingerprint is thus remembered for at least one TTL unless
+/// more than `cap` keys of the shard complete within it, in at most 2 x `cap` x ~9 bytes
+/// (a pair costs one 8-byte slot, not a map entry and a queue entry).
+#[derive(Default)]
+struct Tombstones {
+    current: hashbrown::HashSet<u64, std::hash::BuildHasherDefault<Prehashed>>,
+    previous: hashbrown::HashSet<u64, std::hash::BuildHasherDefault<Prehashed>>,
+    since: UnixNanos,
+}
+
+impl Tombstones {
+    fn contains(&self, fp: u64) -> bool {
+        self.current.contains(&fp) || self.previous.contains(&fp)
+    }
+
+    fn insert(&mut self, fp: u64, now: UnixNanos, ttl: u64, cap: usize) {
+        if now.saturating_sub(self.since) >= ttl || self.current.len() >= cap {
+            self.previous = std::mem::take(&mut self.current);
+            self.since = now;
+        }
+        self.current.insert(fp);
+    }
+
+    fn len(&self) -> usize {
+        self.current.len() + self.previous.len()
+    }
+}
+
+/// Hasher for values that already are uniform 64-bit hashes (the fingerprints).
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl std::hash::Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
 }
 
 /// The sharded, bounded pairing store.
@@ -91,6 +139,9 @@ pub struct PairingStore {
     mask: usize,
     ttl: u64,
     cap_per_shard: usize,
+    /// Keyed hash for tombstone fingerprints (random per process: crafted ids cannot aim
+    /// at each other's fingerprints).
+    fingerprint: ahash::RandomState,
     pub stats: PairingStats,
 }
 
@@ -103,11 +154,17 @@ impl PairingStore {
             mask: shards - 1,
             ttl: ttl.as_nanos().min(u64::MAX as u128) as u64,
             cap_per_shard: (max_items / shards).max(1),
+            fingerprint: ahash::RandomState::new(),
             stats: PairingStats::default(),
         }
     }
 
-    /// Entries held (waiting spans and remembered pairs).
+    /// Completed keys remembered for duplicate detection.
+    pub fn tombstones(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().done.len()).sum()
+    }
+
+    /// Spans waiting for their partner.
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().map.len()).sum()
     }
@@ -144,34 +201,37 @@ impl PairingStore {
             root: false,
         };
         let half = Half::of(span);
-        let mut shard = self.shard(&span.trace_id).lock();
-        let expires = now.saturating_add(self.ttl);
-        match shard.map.get_mut(&key) {
-            Some(slot) => match std::mem::replace(&mut slot.state, State::Done) {
-                State::Server(server) => {
-                    emit.calls
-                        .push(calls::paired(&half, &server, span.trace_id));
-                    self.stats.paired.fetch_add(1, Ordering::Relaxed);
-                    self.emit_alone(&half, span.trace_id, emit);
-                    slot.expires = expires;
-                    shard.fifo.push_back((key, expires));
-                }
-                other => {
-                    slot.state = other;
-                    self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                }
-            },
-            None => {
+        let mut guard = self.shard(&span.trace_id).lock();
+        let shard = &mut *guard;
+        match take_partner(&mut shard.map, key, |s| matches!(s, State::Server(_))) {
+            Partner::Found(State::Server(server)) => {
+                emit.calls
+                    .push(calls::paired(&half, &server, span.trace_id));
+                self.stats.paired.fetch_add(1, Ordering::Relaxed);
+                self.emit_alone(&half, span.trace_id, emit);
+                self.complete(&mut shard.done, &key, now);
+            }
+            Partner::Found(_) | Partner::Same => self.duplicate(),
+            Partner::None if shard.done.contains(self.fp(&key)) => self.duplicate(),
+            Partner::None => {
                 let alone = self.emit_alone(&half, span.trace_id, emit);
-                self.insert(
-                    &mut shard,
-                    key,
-                    State::Client { half, alone },
-                    expires,
-                    emit,
-                );
+                let expires = now.saturating_add(self.ttl);
+                self.insert(shard, key, State::Client { half, alone }, expires, emit);
             }
         }
+    }
+
+    fn fp(&self, key: &Key) -> u64 {
+        self.fingerprint.hash_one(key)
+    }
+
+    /// Remembers a completed key for duplicate detection.
+    fn complete(&self, done: &mut Tombstones, key: &Key, now: UnixNanos) {
+        done.insert(self.fp(key), now, self.ttl, self.cap_per_shard);
+    }
+
+    fn duplicate(&self) {
+        self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Emits the database/messaging edge of a client span; true when it had one.
@@ -201,28 +261,26 @@ impl PairingStore {
             root,
         };
         let half = Half::of(span);
-        let mut shard = self.shard(&span.trace_id).lock();
-        let expires = now.saturating_add(self.ttl);
-        match shard.map.get_mut(&key) {
-            Some(slot) => match std::mem::replace(&mut slot.state, State::Done) {
-                State::Client { half: client, .. } => {
-                    emit.calls
-                        .push(calls::paired(&client, &half, span.trace_id));
-                    self.stats.paired.fetch_add(1, Ordering::Relaxed);
-                    slot.expires = expires;
-                    shard.fifo.push_back((key, expires));
-                }
-                other => {
-                    slot.state = other;
-                    self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                }
-            },
-            None if root => {
+        let mut guard = self.shard(&span.trace_id).lock();
+        let shard = &mut *guard;
+        match take_partner(&mut shard.map, key, |s| matches!(s, State::Client { .. })) {
+            Partner::Found(State::Client { half: client, .. }) => {
+                emit.calls
+                    .push(calls::paired(&client, &half, span.trace_id));
+                self.stats.paired.fetch_add(1, Ordering::Relaxed);
+                self.complete(&mut shard.done, &key, now);
+            }
+            Partner::Found(_) | Partner::Same => self.duplicate(),
+            Partner::None if shard.done.contains(self.fp(&key)) => self.duplicate(),
+            Partner::None if root => {
                 emit.calls.push(calls::from_user(&half, span.trace_id));
                 self.stats.roots.fetch_add(1, Ordering::Relaxed);
-                self.insert(&mut shard, key, State::Done, expires, emit);
+                self.complete(&mut shard.done, &key, now);
             }
-            None => self.insert(&mut shard, key, State::Server(half), expires, emit),
+            Partner::None => {
+                let expires = now.saturating_add(self.ttl);
+                self.insert(shard, key, State::Server(half), expires, emit);
+            }
         }
     }
 
@@ -235,7 +293,13 @@ impl PairingStore {
         expires: UnixNanos,
         emit: &mut Emit<'_>,
     ) {
-        while shard.map.len() >= self.cap_per_shard || shard.fifo.len() >= 2 * self.cap_per_shard {
+        if shard.fifo.len() >= 2 * self.cap_per_shard {
+            // Mostly entries of pairs that completed: drop those, keep the waiting ones'
+            // (amortised: at most once per `cap` insertions).
+            let Shard { map, fifo, .. } = shard;
+            fifo.retain(|(k, at)| map.get(k).is_some_and(|s| s.expires == *at));
+        }
+        while shard.map.len() >= self.cap_per_shard {
             let Some((old, at)) = shard.fifo.pop_front() else {
                 break;
             };
@@ -266,7 +330,7 @@ impl PairingStore {
     /// What an entry leaving without a partner becomes.
     fn expire(&self, trace: [u8; 16], state: State, emit: &mut Emit<'_>) {
         match state {
-            State::Done | State::Client { alone: true, .. } => {}
+            State::Client { alone: true, .. } => {}
             State::Client { half, alone: false } => match calls::virtual_node(&half, trace) {
                 Some(call) => {
                     emit.calls.push(call);
@@ -286,6 +350,29 @@ impl PairingStore {
             resource: half.resource,
             side,
         });
+    }
+}
+
+/// What a span found under its key.
+enum Partner {
+    /// The other half, taken out of the store.
+    Found(State),
+    /// A waiting span of the same side: this one is a copy.
+    Same,
+    None,
+}
+
+/// Takes the waiting partner under `key` when `is_partner` accepts it (one hash lookup).
+fn take_partner(
+    map: &mut HashMap<Key, Slot, ahash::RandomState>,
+    key: Key,
+    is_partner: impl Fn(&State) -> bool,
+) -> Partner {
+    use std::collections::hash_map::Entry;
+    match map.entry(key) {
+        Entry::Occupied(o) if is_partner(&o.get().state) => Partner::Found(o.remove().state),
+        Entry::Occupied(_) => Partner::Same,
+        Entry::Vacant(_) => Partner::None,
     }
 }
 

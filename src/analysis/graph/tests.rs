@@ -63,10 +63,11 @@ fn pairs_in_either_order_and_across_batches() {
         (Some(30_000_000), Some(25_000_000), true)
     );
     assert_eq!(e.connection_type, ConnectionType::Direct);
+    assert_eq!(g1.pending(), 0, "a completed pair leaves the store");
     assert_eq!(
-        g1.pending(),
+        g1.pairing_tombstones(),
         1,
-        "the pair stays as a tombstone for duplicates"
+        "and stays as a tombstone for duplicates"
     );
 }
 
@@ -331,6 +332,40 @@ fn metrics_use_servicegraph_names_and_labels() {
         )),
         "{text}"
     );
-    assert!(text.contains("verdict_graph_store_items 1\n"), "{text}");
+    assert!(text.contains("verdict_graph_store_items 0\n"), "{text}");
+    assert!(
+        text.contains("verdict_graph_store_tombstones 1\n"),
+        "{text}"
+    );
     assert!(text.contains("verdict_graph_pairing_ratio 1\n"), "{text}");
+}
+
+/// Completed pairs do not take room from spans still waiting: with room for four waiting
+/// spans, a hundred pairs completing in between do not evict a waiting client span, and
+/// their copies are still recognised within the TTL.
+#[test]
+fn completed_pairs_do_not_evict_waiting_spans() {
+    let g = Graph::new(&GraphConfig {
+        max_pending: 4,
+        shards: 1,
+        ..GraphConfig::default()
+    });
+    let (waiting, its_server) = call_pair(1_000);
+    assert!(feed(&g, vec![waiting], T0).is_empty());
+    let pairs: Vec<_> = (0..100).map(|i| call_pair(2_000 + i)).collect();
+    for (c, s) in &pairs {
+        assert_eq!(feed(&g, vec![c.clone(), s.clone()], T0 + SEC).len(), 1);
+    }
+    assert_eq!(g.pending(), 1);
+    let evicted = &g.pairing_stats().evicted;
+    assert_eq!(evicted.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(
+        feed(&g, vec![its_server], T0 + 2 * SEC).len(),
+        1,
+        "still pairs"
+    );
+    let (c, s) = &pairs[99];
+    assert!(feed(&g, vec![c.clone(), s.clone()], T0 + 3 * SEC).is_empty());
+    let dups = &g.pairing_stats().duplicates;
+    assert_eq!(dups.load(std::sync::atomic::Ordering::Relaxed), 2);
 }
