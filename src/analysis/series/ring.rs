@@ -32,21 +32,26 @@ impl Ring {
     /// closed slots older than `oldest_kept`. Recording never goes back in time: data for an
     /// older slot lands in the open one.
     pub fn roll(&mut self, slot: SlotIdx, oldest_kept: SlotIdx) {
+        // Drop before pushing, so the log's buffer never needs room for one slot more than
+        // the horizon keeps.
+        self.frozen.drop_before(oldest_kept as u64);
         if slot > self.open_slot {
             if self.open_requests > 0 {
-                self.frozen.push(
-                    self.open_slot as u64,
-                    self.open_requests,
-                    self.open_errors,
-                    &self.open,
-                );
+                // A slot already past the horizon is not kept (as if pushed and dropped).
+                if self.open_slot >= oldest_kept {
+                    self.frozen.push(
+                        self.open_slot as u64,
+                        self.open_requests,
+                        self.open_errors,
+                        &self.open,
+                    );
+                }
                 self.open.reset();
                 self.open_requests = 0;
                 self.open_errors = 0;
             }
             self.open_slot = slot;
         }
-        self.frozen.drop_before(oldest_kept as u64);
     }
 
     /// Counts one request (rolled to `slot` first by the caller).
@@ -136,6 +141,18 @@ mod tests {
         assert_eq!(totals(&r, 0, 20), (1, 0, 0));
         r.roll(20, 19);
         assert!(!r.has_data());
+    }
+
+    #[test]
+    fn an_open_slot_already_past_the_horizon_is_not_kept() {
+        let mut r = Ring::default();
+        r.roll(10, 0);
+        r.record(Some(1_000), false);
+        // The series was idle for long: its open slot 10 is older than the horizon.
+        r.roll(100, 95);
+        assert_eq!(r.frozen_slots(), 0);
+        assert!(!r.has_data());
+        assert_eq!(totals(&r, 0, 200), (0, 0, 0));
     }
 
     #[test]
