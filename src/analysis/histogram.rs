@@ -208,7 +208,13 @@ impl LatencyHistogram {
 
     /// Adds a frozen histogram's counts.
     pub fn merge_frozen(&mut self, other: &FrozenHistogram) {
-        for (idx, c) in other.buckets() {
+        self.merge_buckets(other.buckets());
+    }
+
+    /// Adds (bucket index, count) pairs in increasing index order, as a frozen histogram's
+    /// [`FrozenBuckets`] yields them.
+    pub fn merge_buckets(&mut self, buckets: impl Iterator<Item = (u16, u64)>) {
+        for (idx, c) in buckets {
             self.add_index(idx, c);
         }
     }
@@ -263,6 +269,17 @@ impl LatencyHistogram {
     /// [`FrozenHistogram`] for the layout).
     pub fn freeze(&self) -> FrozenHistogram {
         let mut bytes = Vec::with_capacity(self.counts.len() + 8);
+        self.freeze_into(&mut bytes);
+        FrozenHistogram {
+            bytes: bytes.into_boxed_slice(),
+            total: self.total,
+        }
+    }
+
+    /// Appends the [`FrozenHistogram`] encoding of the populated buckets to `bytes` (the
+    /// count is not written: it is the sum of the buckets). Read back with
+    /// [`frozen_buckets`].
+    pub fn freeze_into(&self, bytes: &mut Vec<u8>) {
         let (mut i, len) = (0usize, self.counts.len());
         let mut prev_end = 0usize;
         while i < len {
@@ -272,17 +289,13 @@ impl LatencyHistogram {
             }
             let end = self.run_end(i);
             let start = self.offset as usize + i;
-            put_varint(&mut bytes, (start - prev_end) as u64);
-            put_varint(&mut bytes, (end - i) as u64);
+            put_varint(bytes, (start - prev_end) as u64);
+            put_varint(bytes, (end - i) as u64);
             for j in i..end {
-                put_varint(&mut bytes, self.counts.get(j));
+                put_varint(bytes, self.counts.get(j));
             }
             prev_end = self.offset as usize + end;
             i = end;
-        }
-        FrozenHistogram {
-            bytes: bytes.into_boxed_slice(),
-            total: self.total,
         }
     }
 
@@ -325,16 +338,22 @@ impl FrozenHistogram {
 
     /// Populated buckets as (bucket index, count), in increasing value order.
     pub fn buckets(&self) -> FrozenBuckets<'_> {
-        FrozenBuckets {
-            bytes: &self.bytes,
-            pos: 0,
-            idx: 0,
-            left_in_run: 0,
-        }
+        frozen_buckets(&self.bytes)
     }
 
     pub fn heap_bytes(&self) -> usize {
         self.bytes.len()
+    }
+}
+
+/// The populated buckets of bytes written by [`LatencyHistogram::freeze_into`], as
+/// (bucket index, count) in increasing value order.
+pub fn frozen_buckets(bytes: &[u8]) -> FrozenBuckets<'_> {
+    FrozenBuckets {
+        bytes,
+        pos: 0,
+        idx: 0,
+        left_in_run: 0,
     }
 }
 

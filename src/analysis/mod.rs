@@ -6,6 +6,7 @@ pub mod config;
 pub mod graph;
 pub mod histogram;
 pub mod series;
+pub mod slot_log;
 
 use crate::model::{EdgeCall, IngestItem, MetricBatch, SpanBatch, UnixNanos};
 use std::sync::Arc;

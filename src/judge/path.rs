@@ -82,6 +82,11 @@ impl PathBuffer {
             return self.drop_one(now);
         }
         t.last = now;
+        if t.spans.len() == t.spans.capacity() {
+            // Grow by half, from one: most traces are short, and a doubling `Vec` would
+            // hold four spans' room for a two-span trace.
+            t.spans.reserve_exact((t.spans.len() / 2).max(1));
+        }
         t.spans.push(Held {
             span_id: s.span_id,
             parent: s.parent_span_id,
@@ -223,6 +228,25 @@ mod tests {
         );
         assert!(out[0].error);
         assert_eq!(buf.held_spans(), 0);
+    }
+
+    #[test]
+    fn a_trace_holds_room_for_about_its_spans() {
+        let mut buf = PathBuffer::new(1_000, 10);
+        for (i, n) in [(1u8, 2usize), (2, 1), (3, 100)] {
+            for k in 0..n {
+                let mut s = sp("a", "1", k as u8, 0, SpanKind::Server, false);
+                s.trace_id = [i; 16];
+                buf.hold(&s, 0);
+            }
+            let t = &buf.traces[&[i; 16]];
+            assert_eq!(t.spans.len(), n);
+            assert!(
+                t.spans.capacity() <= n + n / 2,
+                "{n} spans, room for {}",
+                t.spans.capacity()
+            );
+        }
     }
 
     #[test]

@@ -5,8 +5,9 @@
 
 use super::stats::{conditional, conditional::Table, history, Mixture, BET_GRID};
 use super::track::{Counts, StreamKey, MAXQ};
+use crate::analysis::slot_log::SlotLog;
 use crate::model::{Name, Scope};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 /// Ticks kept for the practical-significance window.
 const WINDOW_TICKS: usize = 30;
@@ -25,7 +26,12 @@ pub struct SignalTest {
     pub latency: [Mixture; MAXQ],
     pub cand: Counts,
     pub base: Counts,
-    pub window: VecDeque<(Counts, Counts)>,
+    /// Candidate and baseline requests, errors and latency of each of the last
+    /// [`WINDOW_TICKS`] ticks that had any (indexed by `ticks`), frozen.
+    window_cand: SlotLog,
+    window_base: SlotLog,
+    /// Ticks fed.
+    ticks: u64,
     pub exemplars: Vec<[u8; 16]>,
     /// Whether the last evidence came from history (replacement) rather than a live baseline.
     pub from_history: bool,
@@ -117,9 +123,13 @@ impl SignalTest {
         }
         self.cand.add(&wc);
         self.base.add(&wb);
-        self.window.push_back((wc, wb));
-        if self.window.len() > WINDOW_TICKS {
-            self.window.pop_front();
+        self.ticks += 1;
+        let oldest = self.ticks.saturating_sub(WINDOW_TICKS as u64 - 1);
+        for (log, c) in [(&mut self.window_cand, &wc), (&mut self.window_base, &wb)] {
+            if c.n > 0 || c.err > 0 || !c.hist.is_empty() {
+                log.push(self.ticks, c.n, c.err, &c.hist);
+            }
+            log.drop_before(oldest);
         }
     }
 
@@ -139,14 +149,20 @@ impl SignalTest {
         }
     }
 
-    /// Candidate and baseline counts over the recent window (baseline: history when the
-    /// live baseline is gone).
+    /// Candidate and baseline requests, errors and latency over the recent window
+    /// (baseline: history when the live baseline is gone). The threshold counts are not
+    /// summed: the window is read for rates and quantiles.
     pub fn windowed(&self) -> (Counts, Counts) {
-        let (mut c, mut b) = (Counts::default(), Counts::default());
-        for (x, y) in &self.window {
-            c.add(x);
-            b.add(y);
-        }
+        let sum = |log: &SlotLog| {
+            let mut c = Counts::default();
+            for t in log.iter() {
+                c.n += t.requests;
+                c.err += t.errors;
+                t.merge_latency_into(&mut c.hist);
+            }
+            c
+        };
+        let (c, mut b) = (sum(&self.window_cand), sum(&self.window_base));
         if self.from_history || b.n == 0 {
             b = self.history.clone();
         }
@@ -167,6 +183,74 @@ fn add_into(acc: &mut [f64], f: Option<Vec<f64>>) {
     if let Some(f) = f {
         for (a, x) in acc.iter_mut().zip(f) {
             *a += x;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(n: u64, err: u64, lat: &[u64]) -> Counts {
+        let mut c = Counts {
+            n,
+            err,
+            n_lat: lat.len() as u64,
+            ..Default::default()
+        };
+        for l in lat {
+            c.hist.record(*l);
+        }
+        c
+    }
+
+    #[test]
+    fn window_sums_the_last_ticks_exactly() {
+        let mut t = SignalTest::default();
+        let key = StreamKey {
+            scope: Scope::SelfScope,
+            peer: Name::default(),
+            op: Name::default(),
+        };
+        let mut fed = Vec::new();
+        for i in 0..75u64 {
+            // Some ticks without candidate or baseline traffic.
+            let lat: Vec<u64> = (0..i % 5)
+                .map(|k| 1_000_000 + i * 7_919 * (k + 1))
+                .collect();
+            let c = counts(lat.len() as u64, i % 3 % 2, &lat);
+            let b = counts(
+                if i % 4 == 0 { 0 } else { 3 },
+                0,
+                if i % 4 == 0 { &[] } else { &lat[..] },
+            );
+            t.update(
+                &[StratumTick {
+                    key: &key,
+                    cand: &c,
+                    base: Some(&b),
+                    history: None,
+                }],
+                1.0,
+                1,
+            );
+            fed.push((c, b));
+            let (wc, wb) = t.windowed();
+            let (mut ec, mut eb) = (Counts::default(), Counts::default());
+            for (c, b) in fed.iter().rev().take(WINDOW_TICKS) {
+                ec.add(c);
+                eb.add(b);
+            }
+            assert_eq!(
+                (wc.n, wc.err, &wc.hist),
+                (ec.n, ec.err, &ec.hist),
+                "tick {i}"
+            );
+            assert_eq!(
+                (wb.n, wb.err, &wb.hist),
+                (eb.n, eb.err, &eb.hist),
+                "tick {i}"
+            );
         }
     }
 }

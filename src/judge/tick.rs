@@ -455,13 +455,8 @@ fn find_incidents(st: &mut State, now: UnixNanos) {
             .filter(|(k, _)| k.scope == Scope::SelfScope)
             .map(|(_, s)| s)
         {
-            for (i, c) in &s.slots {
-                if *i + 3 > slot {
-                    recent.add(c)
-                } else {
-                    older.add(c)
-                }
-            }
+            s.add_slots(|i| i + 3 > slot, &mut recent);
+            s.add_slots(|i| i + 3 <= slot, &mut older);
         }
         if older.n < 100 || recent.n < 30 {
             continue;

@@ -4,6 +4,7 @@
 //! and thresholds. Called from the analysis workers: constant work per observation.
 
 use crate::analysis::histogram::LatencyHistogram;
+use crate::analysis::slot_log::SlotLog;
 use crate::model::{Name, Scope, UnixNanos};
 use ahash::AHashMap as HashMap;
 use std::collections::VecDeque;
@@ -73,34 +74,79 @@ pub struct Thresholds {
 #[derive(Debug, Default)]
 pub struct Stream {
     pub tick: Counts,
-    /// (slot index, counts) for slots that had data, oldest first.
-    pub slots: VecDeque<(u64, Counts)>,
+    /// The history slot being filled: dense until the next slot starts.
+    open: OpenSlot,
+    /// Closed slots that had data, oldest first, frozen (requests, errors and latency: all
+    /// the history's readers use). With the open slot, at most [`SLOTS`] slots.
+    closed: SlotLog,
     pub exemplars: VecDeque<[u8; 16]>,
 }
 
+/// The current history slot of a stream.
+#[derive(Debug, Default)]
+struct OpenSlot {
+    slot: u64,
+    n: u64,
+    err: u64,
+    hist: LatencyHistogram,
+}
+
 impl Stream {
-    /// Counts of slots at or after `from_slot`.
+    /// Counts of slots at or after `from_slot` (requests, errors and latency; the threshold
+    /// counts are left at zero: readers recount them from the histogram).
     pub fn slots_since(&self, from_slot: u64) -> Counts {
         let mut c = Counts::default();
-        for (_, s) in self.slots.iter().filter(|(i, _)| *i >= from_slot) {
-            c.add(s);
-        }
+        self.add_slots(|i| i >= from_slot, &mut c);
         c
     }
 
-    /// Moves the tick's counts into the current slot and returns them.
+    /// Adds the requests, errors and latency of the history slots (those that had data)
+    /// whose index `pick` accepts to `acc`.
+    pub fn add_slots(&self, pick: impl Fn(u64) -> bool, acc: &mut Counts) {
+        for s in self.closed.iter().filter(|s| pick(s.slot)) {
+            acc.n += s.requests;
+            acc.err += s.errors;
+            s.merge_latency_into(&mut acc.hist);
+        }
+        let o = &self.open;
+        if o.n > 0 && pick(o.slot) {
+            acc.n += o.n;
+            acc.err += o.err;
+            acc.hist.merge(&o.hist);
+        }
+    }
+
+    /// History slots held (those that had data, the open one included).
+    #[cfg(test)]
+    fn slot_count(&self) -> usize {
+        self.closed.len() + (self.open.n > 0) as usize
+    }
+
+    /// Moves the tick's counts into the current slot and returns them. A slot closes when
+    /// the next starts (then it is frozen); a clock that steps back keeps the open slot.
     fn close_tick(&mut self, slot: u64) -> Counts {
         let t = std::mem::take(&mut self.tick);
+        let o = &mut self.open;
+        if slot > o.slot {
+            if o.n > 0 {
+                self.closed.push(o.slot, o.n, o.err, &o.hist);
+                o.hist.reset();
+                (o.n, o.err) = (0, 0);
+            } else {
+                // A whole slot without data: give the histogram's buffer back.
+                o.hist = LatencyHistogram::default();
+            }
+            o.slot = slot;
+        }
         if t.n > 0 {
-            match self.slots.back_mut() {
-                Some((i, c)) if *i == slot => c.add(&t),
-                _ => {
-                    self.slots.push_back((slot, t.clone()));
-                    if self.slots.len() > SLOTS {
-                        self.slots.pop_front();
-                    }
+            if o.n == 0 {
+                while self.closed.len() >= SLOTS {
+                    self.closed.pop_front();
                 }
             }
+            o.n += t.n;
+            o.err += t.err;
+            o.hist.merge(&t.hist);
         }
         t
     }
@@ -253,5 +299,100 @@ impl ServiceTrack {
             out.insert(k.clone(), th);
         }
         self.thresholds = out;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(latency_ns: u64, error: bool) -> Obs {
+        Obs {
+            latency_ns: Some(latency_ns),
+            error,
+            trace_id: None,
+            n: 1,
+        }
+    }
+
+    /// Feeds `ticks` (slot index, latencies) one tick each and returns the stream with, in
+    /// parallel, the dense per-slot counts the history must equal.
+    fn fed(ticks: &[(u64, Vec<u64>)]) -> (VersionTrack, Vec<(u64, Counts)>) {
+        let key = StreamKey {
+            scope: Scope::SelfScope,
+            peer: Name::default(),
+            op: "GET /".into(),
+        };
+        let mut vt = VersionTrack::new(0);
+        let mut model: Vec<(u64, Counts)> = Vec::new();
+        for (slot, lats) in ticks {
+            for (i, l) in lats.iter().enumerate() {
+                vt.observe(key.clone(), obs(*l, i % 4 == 0), None, 8);
+            }
+            let tick = vt.close_tick(slot * SLOT_NS);
+            if let Some(c) = tick.get(&key) {
+                match model.last_mut() {
+                    Some((i, m)) if i == slot => m.add(c),
+                    _ => model.push((*slot, c.clone())),
+                }
+            }
+        }
+        (vt, model)
+    }
+
+    fn sum(model: &[(u64, Counts)], pick: impl Fn(u64) -> bool) -> (u64, u64, LatencyHistogram) {
+        let mut c = Counts::default();
+        for (_, m) in model.iter().filter(|(i, _)| pick(*i)) {
+            c.add(m);
+        }
+        (c.n, c.err, c.hist)
+    }
+
+    #[test]
+    fn frozen_history_equals_the_dense_slots_it_replaced() {
+        let mut ticks = Vec::new();
+        for second in 0..200u64 {
+            // Data in most seconds, a silent stretch, values spread over four decades.
+            if (60..95).contains(&second) {
+                ticks.push((100 + second / 10, vec![]));
+                continue;
+            }
+            let lats = (0..(second % 7))
+                .map(|k| 1_000 * (1 + k * k * 997 + second * 13))
+                .collect();
+            ticks.push((100 + second / 10, lats));
+        }
+        let (vt, model) = fed(&ticks);
+        let s = vt.streams.values().next().unwrap();
+        for from in [0, 105, 110, 118, 119, 200] {
+            let got = s.slots_since(from);
+            let (n, err, hist) = sum(&model, |i| i >= from);
+            assert_eq!((got.n, got.err), (n, err), "from {from}");
+            assert_eq!(got.hist, hist, "from {from}");
+            for q in [0.5, 0.9, 0.99] {
+                assert_eq!(got.hist.quantile(q), hist.quantile(q));
+            }
+        }
+        let (mut recent, mut older) = (Counts::default(), Counts::default());
+        s.add_slots(|i| i + 3 > 119, &mut recent);
+        s.add_slots(|i| i + 3 <= 119, &mut older);
+        assert_eq!(recent.n + older.n, sum(&model, |_| true).0);
+        assert_eq!(recent.hist, sum(&model, |i| i + 3 > 119).2);
+    }
+
+    #[test]
+    fn keeps_the_last_slots_that_had_data() {
+        // One tick of data every other slot for 100 slots: the history keeps the last 30.
+        let ticks: Vec<(u64, Vec<u64>)> = (0..200u64)
+            .map(|i| (i, if i % 2 == 0 { vec![5_000 + i] } else { vec![] }))
+            .collect();
+        let (vt, model) = fed(&ticks);
+        let s = vt.streams.values().next().unwrap();
+        assert_eq!(s.slot_count(), SLOTS);
+        let kept = &model[model.len() - SLOTS..];
+        let got = s.slots_since(0);
+        assert_eq!(got.n, SLOTS as u64);
+        assert_eq!(got.hist, sum(kept, |_| true).2);
+        assert_eq!(s.slots_since(kept[0].0 + 1).n, SLOTS as u64 - 1);
     }
 }

@@ -1,21 +1,12 @@
 //! The time slots of one series: a dense open slot that the hot path records into, and
-//! closed slots frozen into compact histograms until they fall out of the horizon.
+//! closed slots frozen into one contiguous [`SlotLog`] until they fall out of the horizon.
 
-use crate::analysis::histogram::{FrozenHistogram, LatencyHistogram};
-use std::collections::VecDeque;
+use crate::analysis::histogram::LatencyHistogram;
+use crate::analysis::slot_log::SlotLog;
 
 /// Index of a time slot: `unix nanos / slot length`. `u32` holds any slot of one second or
 /// longer until 2106.
 pub(super) type SlotIdx = u32;
-
-/// A closed slot.
-#[derive(Debug, Clone)]
-struct FrozenSlot {
-    slot: SlotIdx,
-    requests: u32,
-    errors: u32,
-    latency: FrozenHistogram,
-}
 
 /// Sums of a range of slots.
 #[derive(Debug, Default)]
@@ -33,7 +24,7 @@ pub(super) struct Ring {
     open_errors: u64,
     open: LatencyHistogram,
     /// Closed non-empty slots, oldest first.
-    frozen: VecDeque<FrozenSlot>,
+    frozen: SlotLog,
 }
 
 impl Ring {
@@ -41,22 +32,25 @@ impl Ring {
     /// closed slots older than `oldest_kept`. Recording never goes back in time: data for an
     /// older slot lands in the open one.
     pub fn roll(&mut self, slot: SlotIdx, oldest_kept: SlotIdx) {
+        // Drop before pushing, so the log's buffer never needs room for one slot more than
+        // the horizon keeps.
+        self.frozen.drop_before(oldest_kept as u64);
         if slot > self.open_slot {
             if self.open_requests > 0 {
-                self.frozen.push_back(FrozenSlot {
-                    slot: self.open_slot,
-                    requests: self.open_requests.min(u32::MAX as u64) as u32,
-                    errors: self.open_errors.min(u32::MAX as u64) as u32,
-                    latency: self.open.freeze(),
-                });
+                // A slot already past the horizon is not kept (as if pushed and dropped).
+                if self.open_slot >= oldest_kept {
+                    self.frozen.push(
+                        self.open_slot as u64,
+                        self.open_requests,
+                        self.open_errors,
+                        &self.open,
+                    );
+                }
                 self.open.reset();
                 self.open_requests = 0;
                 self.open_errors = 0;
             }
             self.open_slot = slot;
-        }
-        while self.frozen.front().is_some_and(|f| f.slot < oldest_kept) {
-            self.frozen.pop_front();
         }
     }
 
@@ -91,14 +85,15 @@ impl Ring {
 
     /// Adds the slots in `[from, to]` (inclusive slot indexes) to `acc`.
     pub fn add_range(&self, from: SlotIdx, to: SlotIdx, acc: &mut Totals) {
+        let (from64, to64) = (from as u64, to as u64);
         for f in self
             .frozen
             .iter()
-            .filter(|f| f.slot >= from && f.slot <= to)
+            .filter(|f| f.slot >= from64 && f.slot <= to64)
         {
-            acc.requests += f.requests as u64;
-            acc.errors += f.errors as u64;
-            acc.latency.merge_frozen(&f.latency);
+            acc.requests += f.requests;
+            acc.errors += f.errors;
+            f.merge_latency_into(&mut acc.latency);
         }
         if self.open_slot >= from && self.open_slot <= to && self.open_requests > 0 {
             acc.requests += self.open_requests;
@@ -113,15 +108,9 @@ impl Ring {
         self.frozen.len()
     }
 
-    /// Heap bytes held (histograms and the slot queue), for the memory estimate.
+    /// Heap bytes held (the open histogram and the frozen log), for the memory estimate.
     pub fn heap_bytes(&self) -> usize {
-        self.open.heap_bytes()
-            + self.frozen.capacity() * std::mem::size_of::<FrozenSlot>()
-            + self
-                .frozen
-                .iter()
-                .map(|f| f.latency.heap_bytes())
-                .sum::<usize>()
+        self.open.heap_bytes() + self.frozen.heap_bytes()
     }
 }
 
@@ -152,6 +141,18 @@ mod tests {
         assert_eq!(totals(&r, 0, 20), (1, 0, 0));
         r.roll(20, 19);
         assert!(!r.has_data());
+    }
+
+    #[test]
+    fn an_open_slot_already_past_the_horizon_is_not_kept() {
+        let mut r = Ring::default();
+        r.roll(10, 0);
+        r.record(Some(1_000), false);
+        // The series was idle for long: its open slot 10 is older than the horizon.
+        r.roll(100, 95);
+        assert_eq!(r.frozen_slots(), 0);
+        assert!(!r.has_data());
+        assert_eq!(totals(&r, 0, 200), (0, 0, 0));
     }
 
     #[test]

@@ -1,0 +1,259 @@
+//! Closed time slots (index, requests, errors, latency histogram) frozen into one
+//! contiguous varint buffer, oldest first: the history of a series ring or of a judge
+//! stream, at about one byte per populated latency bucket plus a few header bytes per slot.
+
+use super::histogram::{frozen_buckets, LatencyHistogram};
+
+/// A log of frozen slots. Each entry is five LEB128 varints, `slot - base, requests,
+/// errors, histogram length, ...` followed by the histogram in the frozen encoding of
+/// [`super::histogram::FrozenHistogram`]. `base` is the slot of the first entry pushed
+/// since the log was last empty, so entries stay small. Slots are pushed in increasing
+/// order and dropped from the front.
+#[derive(Debug, Clone, Default)]
+pub struct SlotLog {
+    bytes: Vec<u8>,
+    base: u64,
+    /// Slot of the first entry (meaningless when empty), so the hot path's age check
+    /// decodes nothing.
+    front: u64,
+    len: usize,
+}
+
+/// One frozen slot, borrowed from its log.
+#[derive(Debug, Clone, Copy)]
+pub struct FrozenSlotRef<'a> {
+    pub slot: u64,
+    pub requests: u64,
+    pub errors: u64,
+    hist: &'a [u8],
+}
+
+impl FrozenSlotRef<'_> {
+    /// Adds the slot's latency counts to `h`.
+    pub fn merge_latency_into(&self, h: &mut LatencyHistogram) {
+        h.merge_buckets(frozen_buckets(self.hist));
+    }
+}
+
+impl SlotLog {
+    /// Appends a closed slot (its index at least the last one's), freezing `latency`.
+    pub fn push(&mut self, slot: u64, requests: u64, errors: u64, latency: &LatencyHistogram) {
+        if self.len == 0 {
+            self.bytes.clear();
+            self.base = slot;
+            self.front = slot;
+        }
+        let mut hist = Vec::new();
+        latency.freeze_into(&mut hist);
+        let mut head = [0u8; 50];
+        let mut n = 0;
+        for v in [
+            slot.saturating_sub(self.base),
+            requests,
+            errors,
+            hist.len() as u64,
+        ] {
+            n += write_varint(&mut head[n..], v);
+        }
+        let need = n + hist.len();
+        if self.bytes.capacity() - self.bytes.len() < need {
+            // Grow by an eighth rather than doubling: a log lives long and is read rarely.
+            self.bytes.reserve_exact(need + self.bytes.len() / 8);
+        }
+        self.bytes.extend_from_slice(&head[..n]);
+        self.bytes.extend_from_slice(&hist);
+        self.len += 1;
+    }
+
+    /// Drops the oldest slot.
+    pub fn pop_front(&mut self) {
+        if self.len == 0 {
+            return;
+        }
+        let end = self.entry_end(0);
+        self.bytes.drain(..end);
+        self.len -= 1;
+        if self.len == 0 {
+            self.bytes = Vec::new();
+            return;
+        }
+        if self.bytes.capacity() > self.bytes.len() * 2 + 64 {
+            self.bytes.shrink_to_fit();
+        }
+        let mut pos = 0;
+        self.front = self.base + read_varint(&self.bytes, &mut pos);
+    }
+
+    /// Drops slots older than `oldest_kept`.
+    pub fn drop_before(&mut self, oldest_kept: u64) {
+        while self.front_slot().is_some_and(|s| s < oldest_kept) {
+            self.pop_front();
+        }
+    }
+
+    /// Slots held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Index of the oldest slot.
+    pub fn front_slot(&self) -> Option<u64> {
+        (self.len > 0).then_some(self.front)
+    }
+
+    /// Slots oldest first.
+    pub fn iter(&self) -> SlotIter<'_> {
+        SlotIter {
+            bytes: &self.bytes,
+            pos: 0,
+            base: self.base,
+        }
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.capacity()
+    }
+
+    /// End of the entry starting at `pos`.
+    fn entry_end(&self, mut pos: usize) -> usize {
+        for _ in 0..3 {
+            read_varint(&self.bytes, &mut pos);
+        }
+        let hist_len = read_varint(&self.bytes, &mut pos) as usize;
+        pos + hist_len
+    }
+}
+
+/// Iterator over a log's slots.
+pub struct SlotIter<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    base: u64,
+}
+
+impl<'a> Iterator for SlotIter<'a> {
+    type Item = FrozenSlotRef<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pos >= self.bytes.len() {
+            return None;
+        }
+        let slot = self.base + read_varint(self.bytes, &mut self.pos);
+        let requests = read_varint(self.bytes, &mut self.pos);
+        let errors = read_varint(self.bytes, &mut self.pos);
+        let hist_len = read_varint(self.bytes, &mut self.pos) as usize;
+        let end = (self.pos + hist_len).min(self.bytes.len());
+        let hist = &self.bytes[self.pos..end];
+        self.pos = end;
+        Some(FrozenSlotRef {
+            slot,
+            requests,
+            errors,
+            hist,
+        })
+    }
+}
+
+fn write_varint(out: &mut [u8], mut v: u64) -> usize {
+    let mut n = 0;
+    while v >= 0x80 {
+        out[n] = (v as u8) | 0x80;
+        v >>= 7;
+        n += 1;
+    }
+    out[n] = v as u8;
+    n + 1
+}
+
+fn read_varint(bytes: &[u8], pos: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    // Invariant: only `push` writes these bytes, so every varint is complete.
+    while let Some(&b) = bytes.get(*pos) {
+        *pos += 1;
+        v |= ((b & 0x7f) as u64) << shift;
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    fn hist(values: &[u64]) -> LatencyHistogram {
+        let mut h = LatencyHistogram::new();
+        for v in values {
+            h.record(*v);
+        }
+        h
+    }
+
+    #[test]
+    fn pushes_iterates_and_drops_in_order() {
+        let mut log = SlotLog::default();
+        assert!(log.is_empty() && log.front_slot().is_none());
+        log.push(1_000_000, 3, 1, &hist(&[1_000, 2_000, 3_000_000]));
+        log.push(1_000_002, 200, 0, &hist(&[]));
+        log.push(1_000_400, 1, 1, &hist(&[u64::MAX]));
+        assert_eq!(log.len(), 3);
+        let got: Vec<_> = log.iter().map(|s| (s.slot, s.requests, s.errors)).collect();
+        assert_eq!(
+            got,
+            [(1_000_000, 3, 1), (1_000_002, 200, 0), (1_000_400, 1, 1)]
+        );
+        let mut h = LatencyHistogram::new();
+        log.iter().next().unwrap().merge_latency_into(&mut h);
+        assert_eq!(h, hist(&[1_000, 2_000, 3_000_000]));
+        log.drop_before(1_000_002);
+        assert_eq!(log.front_slot(), Some(1_000_002));
+        log.drop_before(2_000_000);
+        assert!(log.is_empty() && log.heap_bytes() == 0);
+        // A new base after emptying.
+        log.push(5, 1, 0, &hist(&[7]));
+        assert_eq!(log.iter().map(|s| s.slot).collect::<Vec<_>>(), [5]);
+    }
+
+    proptest! {
+        /// The log returns exactly what a queue of dense slots would hold.
+        #[test]
+        fn matches_a_queue_of_dense_slots(
+            ops in proptest::collection::vec(
+                (0u64..5, 0u64..100_000, proptest::collection::vec(1u64..60_000_000_000, 0..60), any::<bool>()),
+                1..80,
+            )
+        ) {
+            let mut log = SlotLog::default();
+            let mut model: VecDeque<(u64, u64, u64, LatencyHistogram)> = VecDeque::new();
+            let mut slot = 1_000u64;
+            for (step, requests, values, pop) in ops {
+                slot += step;
+                let h = hist(&values);
+                log.push(slot, requests, requests / 3, &h);
+                model.push_back((slot, requests, requests / 3, h));
+                if pop {
+                    log.pop_front();
+                    model.pop_front();
+                }
+                prop_assert_eq!(log.len(), model.len());
+                prop_assert_eq!(log.front_slot(), model.front().map(|m| m.0));
+                for (s, m) in log.iter().zip(&model) {
+                    let mut h = LatencyHistogram::new();
+                    s.merge_latency_into(&mut h);
+                    prop_assert_eq!((s.slot, s.requests, s.errors), (m.0, m.1, m.2));
+                    prop_assert_eq!(&h, &m.3);
+                }
+            }
+        }
+    }
+}
