@@ -150,12 +150,13 @@ fn server_id(c: &Call) -> Vec<u8> {
 
 /// Builds one encoded `ExportTraceServiceRequest` of `shape.spans_per_batch` spans with
 /// timestamps just before `now`.
-pub fn encode_batch(shape: &Shape, env: &str, seed: u64, now: u64) -> Vec<u8> {
+pub fn encode_batch(shape: &Shape, env: &str, seed: u64, now: u64) -> EncodedBatch {
     let mut rng = StdRng::seed_from_u64(seed);
     let latency =
         LogNormal::new(15.0, 0.6).unwrap_or_else(|_| unreachable!("constant parameters are valid"));
     // (service, version) -> spans of that resource.
     let mut by_resource: BTreeMap<(usize, usize), Vec<Span>> = BTreeMap::new();
+    let mut trace_ids = std::collections::HashSet::new();
     for _ in 0..shape.spans_per_batch / 2 {
         let (caller, callee) = (
             rng.random_range(0..shape.services),
@@ -176,6 +177,7 @@ pub fn encode_batch(shape: &Shape, env: &str, seed: u64, now: u64) -> Vec<u8> {
             server_ns,
             failed: rng.random_bool(shape.error_rate),
         };
+        trace_ids.insert(call.trace_id.clone());
         let route = format!("/api/v1/op{:02}", call.op);
         by_resource
             .entry((caller, cv))
@@ -202,7 +204,42 @@ pub fn encode_batch(shape: &Shape, env: &str, seed: u64, now: u64) -> Vec<u8> {
             schema_url: "https://opentelemetry.io/schemas/1.26.0".into(),
         })
         .collect();
-    ExportTraceServiceRequest { resource_spans }.encode_to_vec()
+    let body = ExportTraceServiceRequest { resource_spans }.encode_to_vec();
+    let trace_id_offsets = trace_id_offsets(&body, &trace_ids);
+    EncodedBatch {
+        body,
+        trace_id_offsets,
+    }
+}
+
+/// One pre-encoded request and where its spans' trace ids sit in it.
+pub struct EncodedBatch {
+    pub body: Vec<u8>,
+    pub trace_id_offsets: Vec<usize>,
+}
+
+impl EncodedBatch {
+    /// A copy whose trace ids are all changed by `n` (both spans of a call keep one trace
+    /// id, so they still pair): resending it is new traffic, not a retried duplicate.
+    pub fn renumbered(&self, n: u64) -> Vec<u8> {
+        let mut body = self.body.clone();
+        let mix = n.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes();
+        for &at in &self.trace_id_offsets {
+            for (b, m) in body[at..at + 8].iter_mut().zip(mix) {
+                *b ^= m;
+            }
+        }
+        body
+    }
+}
+
+/// Offsets of the 16 bytes after each `trace_id` key (field 1, 16 bytes long) whose value
+/// is one of `ids`.
+fn trace_id_offsets(body: &[u8], ids: &std::collections::HashSet<Vec<u8>>) -> Vec<usize> {
+    (0..body.len().saturating_sub(17))
+        .filter(|&i| body[i] == 0x0A && body[i + 1] == 16 && ids.contains(&body[i + 2..i + 18]))
+        .map(|i| i + 2)
+        .collect()
 }
 
 #[cfg(test)]
@@ -219,7 +256,10 @@ mod tests {
             error_rate: 0.01,
         };
         let now = 1_800_000_000_000_000_000;
-        let body = encode_batch(&shape, "prod", 7, now);
+        let batch = encode_batch(&shape, "prod", 7, now);
+        assert_eq!(batch.trace_id_offsets.len(), 512, "one trace id per span");
+        let body = batch.renumbered(3);
+        assert_ne!(body, batch.body);
         let per_span = body.len() / 512;
         assert!((300..900).contains(&per_span), "{per_span} bytes per span");
         let d = crate::receiver::decode::decode_traces_proto(&body, now).unwrap();
@@ -232,5 +272,16 @@ mod tests {
             .count();
         assert_eq!(servers, 256);
         assert!(d.spans.iter().all(|s| s.timing_valid));
+        let original = crate::receiver::decode::decode_traces_proto(&batch.body, now).unwrap();
+        let traces = |d: &crate::receiver::decode::TraceDecode| {
+            d.spans
+                .iter()
+                .map(|s| s.trace_id)
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let (a, b) = (traces(&original), traces(&d));
+        assert_eq!(a.len(), 256, "a trace per call");
+        assert_eq!(b.len(), 256, "renumbering keeps the pairs together");
+        assert!(a.is_disjoint(&b), "and gives every call a new trace id");
     }
 }

@@ -39,7 +39,8 @@ pub struct LoadgenArgs {
     /// Spans per request.
     #[arg(long, default_value_t = 512)]
     pub batch_spans: usize,
-    /// Distinct pre-encoded requests cycled through.
+    /// Distinct pre-encoded requests cycled through (each send renumbers its trace ids, so
+    /// no request repeats an earlier one's traces).
     #[arg(long, default_value_t = 64)]
     pub distinct_batches: usize,
     /// `deployment.environment.name` of the generated resources.
@@ -109,18 +110,12 @@ pub async fn load(args: &LoadgenArgs) -> anyhow::Result<Report> {
         error_rate: args.error_rate.clamp(0.0, 1.0),
     };
     let now = crate::clock::Clock::now(&crate::clock::SystemClock);
-    let batches: Arc<Vec<Bytes>> = Arc::new(
+    let batches: Arc<Vec<batch::EncodedBatch>> = Arc::new(
         (0..args.distinct_batches.max(1))
-            .map(|i| {
-                Bytes::from(batch::encode_batch(
-                    &shape,
-                    &args.environment,
-                    i as u64,
-                    now,
-                ))
-            })
+            .map(|i| batch::encode_batch(&shape, &args.environment, i as u64, now))
             .collect(),
     );
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counters = Arc::new(Counters::default());
     let deadline = Instant::now() + args.duration;
     let start = Instant::now();
@@ -129,10 +124,15 @@ pub async fn load(args: &LoadgenArgs) -> anyhow::Result<Report> {
         let client = RawOtlpClient::connect(&args.target).await?;
         for j in 0..args.inflight.max(1) {
             let (client, batches, counters) = (client.clone(), batches.clone(), counters.clone());
+            let sent = sent.clone();
             let first = c * args.inflight + j;
             let spans = shape.spans_per_batch as u64;
             tasks.push(tokio::spawn(async move {
-                send_loop(client, batches, spans, first, deadline, &counters).await
+                let next = |i: usize| {
+                    let b = &batches[i % batches.len()];
+                    Bytes::from(b.renumbered(sent.fetch_add(1, Ordering::Relaxed)))
+                };
+                send_loop(client, next, spans, first, deadline, &counters).await
             }));
         }
     }
@@ -146,20 +146,20 @@ pub async fn load(args: &LoadgenArgs) -> anyhow::Result<Report> {
         retries: counters.retries.load(Ordering::Relaxed),
         errors: counters.errors.load(Ordering::Relaxed),
         elapsed: start.elapsed(),
-        bytes_per_request: batches.iter().map(Bytes::len).sum::<usize>() / batches.len(),
+        bytes_per_request: batches.iter().map(|b| b.body.len()).sum::<usize>() / batches.len(),
     })
 }
 
 async fn send_loop(
     mut client: RawOtlpClient,
-    batches: Arc<Vec<Bytes>>,
+    next: impl Fn(usize) -> Bytes,
     spans: u64,
     mut i: usize,
     deadline: Instant,
     c: &Counters,
 ) {
     while Instant::now() < deadline {
-        let body = batches[i % batches.len()].clone();
+        let body = next(i);
         i += 1;
         loop {
             match client.export_traces(body.clone()).await {
