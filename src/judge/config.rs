@@ -45,8 +45,9 @@ pub struct JudgeConfig {
     /// Deployments stay listed this long after their last traffic. Default `15m`.
     #[serde(with = "humantime_serde")]
     pub retire_after: Duration,
-    /// Versions seen within this time of a service's first span are its running versions,
-    /// not deployments. Default `10s`.
+    /// Versions seen within this time of a service's first span are its running versions:
+    /// the stable one becomes the baseline, each other one is judged against it as a
+    /// deployment (no version is judged before this time). Default `10s`.
     #[serde(with = "humantime_serde")]
     pub startup_grace: Duration,
     /// Edge and path peers judged per deployment and scope (the alpha split). Default 8.
