@@ -390,7 +390,8 @@ impl Iterator for FrozenBuckets<'_> {
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+/// Appends `v` as a LEB128 varint (the frozen encodings here and in `slot_log`).
+pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -398,10 +399,11 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn get_varint(bytes: &[u8], pos: &mut usize) -> u64 {
+/// Reads a LEB128 varint written by [`put_varint`] at `pos`, advancing it.
+pub(crate) fn get_varint(bytes: &[u8], pos: &mut usize) -> u64 {
     let mut v = 0u64;
     let mut shift = 0;
-    // Invariant: only `freeze` writes these bytes, so every varint is complete.
+    // Invariant: only `put_varint` wrote these bytes, so every varint is complete.
     while let Some(&b) = bytes.get(*pos) {
         *pos += 1;
         v |= ((b & 0x7f) as u64) << shift;

@@ -2,7 +2,7 @@
 //! contiguous varint buffer, oldest first: the history of a series ring or of a judge
 //! stream, at about one byte per populated latency bucket plus a few header bytes per slot.
 
-use super::histogram::{frozen_buckets, LatencyHistogram};
+use super::histogram::{frozen_buckets, get_varint, put_varint, LatencyHistogram};
 
 /// A log of frozen slots. Each entry is five LEB128 varints, `slot - base, requests,
 /// errors, histogram length, ...` followed by the histogram in the frozen encoding of
@@ -45,22 +45,21 @@ impl SlotLog {
         }
         let mut hist = Vec::new();
         latency.freeze_into(&mut hist);
-        let mut head = [0u8; 50];
-        let mut n = 0;
+        let mut head = Vec::with_capacity(40);
         for v in [
             slot.saturating_sub(self.base),
             requests,
             errors,
             hist.len() as u64,
         ] {
-            n += write_varint(&mut head[n..], v);
+            put_varint(&mut head, v);
         }
-        let need = n + hist.len();
+        let need = head.len() + hist.len();
         if self.bytes.capacity() - self.bytes.len() < need {
             // Grow by an eighth rather than doubling: a log lives long and is read rarely.
             self.bytes.reserve_exact(need + self.bytes.len() / 8);
         }
-        self.bytes.extend_from_slice(&head[..n]);
+        self.bytes.extend_from_slice(&head);
         self.bytes.extend_from_slice(&hist);
         self.len += 1;
     }
@@ -81,7 +80,7 @@ impl SlotLog {
             self.bytes.shrink_to_fit();
         }
         let mut pos = 0;
-        self.front = self.base + read_varint(&self.bytes, &mut pos);
+        self.front = self.base + get_varint(&self.bytes, &mut pos);
     }
 
     /// Drops slots older than `oldest_kept`.
@@ -122,9 +121,9 @@ impl SlotLog {
     /// End of the entry starting at `pos`.
     fn entry_end(&self, mut pos: usize) -> usize {
         for _ in 0..3 {
-            read_varint(&self.bytes, &mut pos);
+            get_varint(&self.bytes, &mut pos);
         }
-        let hist_len = read_varint(&self.bytes, &mut pos) as usize;
+        let hist_len = get_varint(&self.bytes, &mut pos) as usize;
         pos + hist_len
     }
 }
@@ -143,10 +142,10 @@ impl<'a> Iterator for SlotIter<'a> {
         if self.pos >= self.bytes.len() {
             return None;
         }
-        let slot = self.base + read_varint(self.bytes, &mut self.pos);
-        let requests = read_varint(self.bytes, &mut self.pos);
-        let errors = read_varint(self.bytes, &mut self.pos);
-        let hist_len = read_varint(self.bytes, &mut self.pos) as usize;
+        let slot = self.base + get_varint(self.bytes, &mut self.pos);
+        let requests = get_varint(self.bytes, &mut self.pos);
+        let errors = get_varint(self.bytes, &mut self.pos);
+        let hist_len = get_varint(self.bytes, &mut self.pos) as usize;
         let end = (self.pos + hist_len).min(self.bytes.len());
         let hist = &self.bytes[self.pos..end];
         self.pos = end;
@@ -157,32 +156,6 @@ impl<'a> Iterator for SlotIter<'a> {
             hist,
         })
     }
-}
-
-fn write_varint(out: &mut [u8], mut v: u64) -> usize {
-    let mut n = 0;
-    while v >= 0x80 {
-        out[n] = (v as u8) | 0x80;
-        v >>= 7;
-        n += 1;
-    }
-    out[n] = v as u8;
-    n + 1
-}
-
-fn read_varint(bytes: &[u8], pos: &mut usize) -> u64 {
-    let mut v = 0u64;
-    let mut shift = 0;
-    // Invariant: only `push` writes these bytes, so every varint is complete.
-    while let Some(&b) = bytes.get(*pos) {
-        *pos += 1;
-        v |= ((b & 0x7f) as u64) << shift;
-        if b & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-    }
-    v
 }
 
 #[cfg(test)]
