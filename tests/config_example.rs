@@ -133,7 +133,7 @@ fn example_loads_through_validate_path_with_values_as_written() {
     assert_eq!(c.state.horizon, Duration::from_secs(15 * 60));
     assert_eq!(c.graph.max_edges, 20_000);
     assert_eq!(c.judge.alpha, 0.005);
-    assert_eq!(c.judge.quantiles, vec![0.5, 0.9, 0.99]);
+    assert_eq!(c.judge.quantiles, vec![0.5, 0.9, 0.99, 0.999]);
     assert_eq!(c.judge.min_duration, Duration::from_secs(120));
     // `${env:VERDICT_DATA_DIR:-/var/lib/verdict}` with the variable unset.
     assert_eq!(c.judge.decision_log, "/var/lib/verdict/decisions.jsonl");

@@ -30,7 +30,7 @@ pub struct JudgeConfig {
     /// below 1 - q). Wider than `latency_margin_rel` for the same reason as the error
     /// margin. Default 0.25.
     pub promote_latency_margin_rel: f64,
-    /// Baseline quantiles tested for latency. Default [0.5, 0.9, 0.99].
+    /// Baseline quantiles tested for latency. Default [0.5, 0.9, 0.99, 0.999].
     pub quantiles: Vec<f64>,
     /// Quantiles that must be bounded before `promote`. Default [0.5, 0.9].
     pub promote_quantiles: Vec<f64>,
@@ -82,7 +82,7 @@ impl Default for JudgeConfig {
             promote_error_margin_abs: 0.03,
             latency_margin_rel: 0.1,
             promote_latency_margin_rel: 0.25,
-            quantiles: vec![0.5, 0.9, 0.99],
+            quantiles: vec![0.5, 0.9, 0.99, 0.999],
             promote_quantiles: vec![0.5, 0.9],
             min_requests: 300,
             min_duration: Duration::from_secs(60),
