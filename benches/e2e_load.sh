@@ -8,6 +8,7 @@
 #   benches/e2e_load.sh                 # defaults below
 #   DURATION=60s CONNECTIONS=8 benches/e2e_load.sh
 #   GRAPH=off benches/e2e_load.sh       # the same without the dependency graph
+#   CONFIG=my.yaml benches/e2e_load.sh  # serve with a configuration file (no `graph:` key if GRAPH=off)
 #   PERF_OUT=/tmp/perf.data benches/e2e_load.sh   # also profile the server for 10 s
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,10 +29,12 @@ GRPC=127.0.0.1:$PORT
 HTTP=127.0.0.1:$((PORT + 1))
 API=127.0.0.1:$((PORT + 2))
 
+# CONFIG=FILE serves with that configuration; GRAPH=off appends `graph.enabled: false`.
 CONFIG_ARGS=()
-if [ "${GRAPH:-on}" = off ]; then
-  printf 'graph:\n  enabled: false\n' >target/e2e-graph-off.yaml
-  CONFIG_ARGS=(--config target/e2e-graph-off.yaml)
+if [ -n "${CONFIG:-}" ] || [ "${GRAPH:-on}" = off ]; then
+  { [ -n "${CONFIG:-}" ] && cat "$CONFIG"; [ "${GRAPH:-on}" = off ] && printf 'graph:\n  enabled: false\n'; true; } \
+    >target/e2e-config.yaml
+  CONFIG_ARGS=(--config target/e2e-config.yaml)
 fi
 
 taskset -c "$SERVER_CPU" "$BIN" serve "${CONFIG_ARGS[@]}" --otlp-grpc-addr "$GRPC" --otlp-http-addr "$HTTP" \

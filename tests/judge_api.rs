@@ -100,15 +100,17 @@ async fn markers_list_and_ambiguous_environments() {
     .await;
     assert_eq!(s, StatusCode::ACCEPTED);
     assert_eq!(v["baseline_version"], "1");
-    judge.mark(
-        DeploymentMarker {
-            environment: "staging".into(),
-            service: "checkout".into(),
-            version: "2".into(),
-            baseline_version: None,
-        },
-        T,
-    );
+    judge
+        .mark(
+            DeploymentMarker {
+                environment: "staging".into(),
+                service: "checkout".into(),
+                version: "2".into(),
+                baseline_version: None,
+            },
+            T,
+        )
+        .unwrap();
     let (s, v) = call(&r, "GET", "/api/v1/deployments?environment=prod", "").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["deployments"].as_array().unwrap().len(), 1);
@@ -130,15 +132,17 @@ async fn markers_list_and_ambiguous_environments() {
 async fn flagger_hooks_answer_by_workload() {
     let dir = tempfile::tempdir().unwrap();
     let (r, judge) = app(dir.path());
-    judge.mark(
-        DeploymentMarker {
-            environment: "prod".into(),
-            service: "checkout".into(),
-            version: "2".into(),
-            baseline_version: Some("1".into()),
-        },
-        T,
-    );
+    judge
+        .mark(
+            DeploymentMarker {
+                environment: "prod".into(),
+                service: "checkout".into(),
+                version: "2".into(),
+                baseline_version: Some("1".into()),
+            },
+            T,
+        )
+        .unwrap();
     let body = r#"{"name":"checkout","namespace":"prod","phase":"Progressing","metadata":{}}"#;
     assert_eq!(
         call(&r, "POST", "/api/v1/flagger/rollout", body).await.0,
@@ -175,15 +179,17 @@ async fn flagger_hooks_answer_by_workload() {
 async fn marked_deployment_is_judged_by_tick() {
     let dir = tempfile::tempdir().unwrap();
     let (_, judge) = app(dir.path());
-    judge.mark(
-        DeploymentMarker {
-            environment: "prod".into(),
-            service: "checkout".into(),
-            version: "2".into(),
-            baseline_version: Some("1".into()),
-        },
-        T,
-    );
+    judge
+        .mark(
+            DeploymentMarker {
+                environment: "prod".into(),
+                service: "checkout".into(),
+                version: "2".into(),
+                baseline_version: Some("1".into()),
+            },
+            T,
+        )
+        .unwrap();
     let series = verdict::analysis::series::SeriesStore::new(&StateConfig::default());
     let t = judge.tick(&series, T + 1_000_000_000);
     assert_eq!(t.verdicts.len(), 1);
@@ -191,4 +197,115 @@ async fn marked_deployment_is_judged_by_tick() {
         t.verdicts[0].verdict,
         verdict::model::Decision::Inconclusive
     );
+}
+
+/// One served request of `service@version` at `t`.
+fn served(service: &str, version: &str, t: u64, id: u64) -> verdict::model::SpanRecord {
+    use verdict::model::*;
+    SpanRecord {
+        resource: Arc::new(Resource {
+            environment: "prod".into(),
+            service: service.into(),
+            version: version.into(),
+            instance: "i".into(),
+            k8s_deployment: None,
+        }),
+        trace_id: [id as u8; 16],
+        span_id: id.to_be_bytes(),
+        parent_span_id: [0; 8],
+        operation: "GET /".into(),
+        kind: SpanKind::Server,
+        start_unix_nano: t - 5_000_000,
+        end_unix_nano: t,
+        error: false,
+        timing_valid: true,
+        peer: None,
+    }
+}
+
+#[test]
+fn deployments_beyond_the_cap_wait_oldest_first_and_markers_are_refused() {
+    use verdict::analysis::series::SeriesStore;
+    use verdict::analysis::Observer;
+    use verdict::judge::config::JudgeConfig;
+    use verdict::model::SpanBatch;
+    let cfg = JudgeConfig {
+        decision_log: String::new(),
+        max_deployments: 2,
+        ..Default::default()
+    };
+    let judge = Judge::new(&cfg).unwrap();
+    let series = SeriesStore::new(&StateConfig::default());
+    let s = 1_000_000_000;
+    let metric = |j: &Judge| {
+        let mut w = verdict::telemetry::PromWriter::default();
+        verdict::telemetry::ExportMetrics::export_metrics(j, &mut w);
+        let text = w.finish();
+        text.lines()
+            .find_map(|l| l.strip_prefix("verdict_judge_deployments_waiting "))
+            .map(|v| v.parse::<f64>().unwrap())
+            .unwrap()
+    };
+    // Four services, each with a stable version 1 and a new version 2 that appears a little
+    // later for each service (s0's first, s3's last). Version 1 serves twice as much.
+    for sec in 0..20u64 {
+        let now = T + sec * s;
+        let mut spans = Vec::new();
+        for i in 0..4u64 {
+            for k in 0..4 {
+                spans.push(served(&format!("s{i}"), "1", now, sec * 100 + i * 10 + k));
+            }
+            if sec > i {
+                spans.push(served(&format!("s{i}"), "2", now, sec * 100 + i * 10 + 5));
+            }
+        }
+        judge.on_spans(&SpanBatch { spans }, now);
+        judge.tick(&series, now);
+    }
+    let live: Vec<String> = judge
+        .deployments(Some("prod"))
+        .into_iter()
+        .map(|d| d.service.to_string())
+        .collect();
+    assert_eq!(
+        live,
+        vec!["s0", "s1"],
+        "the two oldest new versions are judged"
+    );
+    assert_eq!(metric(&judge), 2.0);
+    let refused = judge.mark(
+        DeploymentMarker {
+            environment: "prod".into(),
+            service: "s9".into(),
+            version: "7".into(),
+            baseline_version: None,
+        },
+        T + 20 * s,
+    );
+    assert!(refused.unwrap_err().contains("judge.max_deployments = 2"));
+    // s0's new version stops serving; once its deployment ends, s2's starts.
+    for sec in 20..80u64 {
+        let now = T + sec * s;
+        let mut spans = Vec::new();
+        for i in 0..4u64 {
+            spans.push(served(&format!("s{i}"), "1", now, sec * 100 + i * 10));
+            if i > 0 {
+                spans.push(served(&format!("s{i}"), "2", now, sec * 100 + i * 10 + 5));
+            }
+        }
+        judge.on_spans(&SpanBatch { spans }, now);
+        judge.tick(&series, now);
+    }
+    let mut listed: Vec<String> = judge
+        .deployments(Some("prod"))
+        .into_iter()
+        .map(|d| d.service.to_string())
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        vec!["s0", "s1", "s2"],
+        "s0 ended, s2 took its place"
+    );
+    assert_eq!(metric(&judge), 1.0, "s3 still waits");
 }

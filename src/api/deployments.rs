@@ -75,7 +75,13 @@ async fn mark(
         return bad_request("service and version are required".into());
     }
     let (env, service, version) = (m.environment.clone(), m.service.clone(), m.version.clone());
-    s.judge.mark(m, s.clock.now());
+    if let Err(e) = s.judge.mark(m, s.clock.now()) {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(serde_json::json!({ "error": e })),
+        )
+            .into_response();
+    }
     match s
         .judge
         .verdict(Some(&env), &service, &version, s.clock.now())

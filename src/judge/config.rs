@@ -50,6 +50,10 @@ pub struct JudgeConfig {
     /// deployment (no version is judged before this time). Default `10s`.
     #[serde(with = "humantime_serde")]
     pub startup_grace: Duration,
+    /// Live deployments judged at once. A new version found while this many are live waits
+    /// (oldest first, gauge `verdict_judge_deployments_waiting`) until one ends; an
+    /// explicit marker is refused with 429. Default 256.
+    pub max_deployments: usize,
     /// Edge and path peers judged per deployment and scope (the alpha split). Default 8.
     pub max_peers: usize,
     /// Services tracked per environment. Default 2000.
@@ -89,6 +93,7 @@ impl Default for JudgeConfig {
             stop_after: Duration::from_secs(30),
             retire_after: Duration::from_secs(15 * 60),
             startup_grace: Duration::from_secs(10),
+            max_deployments: 256,
             max_peers: 8,
             max_services: 2000,
             max_versions: 8,
@@ -146,6 +151,7 @@ impl Validate for JudgeConfig {
             problems.push(format!("{path}.retire_after: must be at least 1m"));
         }
         for (f, v) in [
+            ("max_deployments", self.max_deployments),
             ("max_peers", self.max_peers),
             ("max_services", self.max_services),
             ("max_versions", self.max_versions),

@@ -70,6 +70,8 @@ pub(crate) struct State {
     pub shed_at: Option<UnixNanos>,
     pub overflow: u64,
     pub any_live: bool,
+    /// New versions not judged yet because `max_deployments` are live.
+    pub waiting: usize,
 }
 
 /// The judge.
@@ -315,6 +317,12 @@ impl crate::telemetry::ExportMetrics for Judge {
                 .count();
             w.sample("verdict_judge_deployments", &[("verdict", d)], n as f64);
         }
+        w.family(
+            "verdict_judge_deployments_waiting",
+            PromType::Gauge,
+            "New versions not judged yet because judge.max_deployments deployments are live.",
+        );
+        w.sample("verdict_judge_deployments_waiting", &[], st.waiting as f64);
         w.family(
             "verdict_judge_verdict_changes_total",
             PromType::Counter,

@@ -186,8 +186,9 @@ impl Judge {
             .map(|(_, d)| d.verdict.clone())
     }
 
-    /// Registers a deployment announced by a CD pipeline (idempotent).
-    pub fn mark(&self, marker: DeploymentMarker, now: UnixNanos) {
+    /// Registers a deployment announced by a CD pipeline (idempotent). Refused when
+    /// `max_deployments` deployments are live.
+    pub fn mark(&self, marker: DeploymentMarker, now: UnixNanos) -> Result<(), String> {
         let mut st = self.state.lock();
         let key = DeploymentKey {
             environment: marker.environment.as_str().into(),
@@ -195,7 +196,18 @@ impl Judge {
             version: marker.version.as_str().into(),
         };
         if st.deployments.contains_key(&key) {
-            return;
+            return Ok(());
+        }
+        let live = st
+            .deployments
+            .values()
+            .filter(|d| d.ended.is_none())
+            .count();
+        if live >= self.cfg.max_deployments {
+            return Err(format!(
+                "{live} deployments are live (judge.max_deployments = {}); one must end before another is judged",
+                self.cfg.max_deployments
+            ));
         }
         let svc = st
             .services
@@ -214,5 +226,6 @@ impl Judge {
             now,
         );
         st.deployments.insert(key, d);
+        Ok(())
     }
 }

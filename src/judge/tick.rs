@@ -291,8 +291,10 @@ fn detect(st: &mut State, cfg: &super::JudgeConfig, now: UnixNanos) {
     let State {
         services,
         deployments,
+        waiting,
         ..
     } = st;
+    let mut new = Vec::new();
     for ((env, name), svc) in services.iter_mut() {
         if svc.versions.is_empty() || now.saturating_sub(svc.first_seen) < grace {
             continue;
@@ -312,12 +314,34 @@ fn detect(st: &mut State, cfg: &super::JudgeConfig, now: UnixNanos) {
             {
                 continue;
             }
-            tracing::info!(deployment = %key, baseline = ?svc.stable, "deployment detected");
-            deployments.insert(
-                key,
-                new_deployment(env, name, v, svc.stable.clone(), vt.first_seen),
+            new.push((vt.first_seen, key, svc.stable.clone()));
+        }
+    }
+    let live = deployments.values().filter(|d| d.ended.is_none()).count();
+    let room = cfg.max_deployments.saturating_sub(live);
+    if new.len() > room {
+        // Oldest versions first; the rest wait for a deployment to end.
+        new.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        if *waiting == 0 {
+            tracing::warn!(
+                live,
+                waiting = new.len() - room,
+                max_deployments = cfg.max_deployments,
+                "judge.max_deployments reached: new versions wait until a deployment ends"
             );
         }
+    }
+    *waiting = new.len().saturating_sub(room);
+    for (first_seen, key, baseline) in new.into_iter().take(room) {
+        tracing::info!(deployment = %key, baseline = ?baseline, "deployment detected");
+        let d = new_deployment(
+            &key.environment,
+            &key.service,
+            &key.version,
+            baseline,
+            first_seen,
+        );
+        deployments.insert(key, d);
     }
 }
 
