@@ -3,21 +3,24 @@
 //! above it in its trace, so behaviour further along the path can be compared between
 //! traces through the candidate and traces through the baseline.
 
-use crate::model::{Name, SpanRecord, UnixNanos};
+use crate::model::{Name, Resource, SpanRecord, UnixNanos};
 use ahash::AHashMap as HashMap;
+use std::sync::Arc;
 
-/// What is kept of a span for tagging.
+/// What is kept of a span for tagging (40 bytes: the resource is shared with the batch).
 #[derive(Debug, Clone)]
 struct Held {
     span_id: [u8; 8],
     parent: [u8; 8],
-    env: Name,
-    service: Name,
-    version: Name,
+    resource: Arc<Resource>,
+    /// Duration, or [`NO_LATENCY`].
+    latency_ns: u64,
     served: bool,
     error: bool,
-    latency_ns: Option<u64>,
 }
+
+/// `Held::latency_ns` of a span without valid timing.
+const NO_LATENCY: u64 = u64::MAX;
 
 #[derive(Debug, Default)]
 struct HeldTrace {
@@ -90,12 +93,10 @@ impl PathBuffer {
         t.spans.push(Held {
             span_id: s.span_id,
             parent: s.parent_span_id,
-            env: s.resource.environment.clone(),
-            service: s.resource.service.clone(),
-            version: s.resource.version.clone(),
+            resource: s.resource.clone(),
+            latency_ns: s.duration_ns().unwrap_or(NO_LATENCY),
             served: s.kind.is_served(),
             error: s.error,
-            latency_ns: s.duration_ns(),
         });
         self.held += 1;
     }
@@ -149,15 +150,16 @@ fn tag(
         for _ in 0..MAX_DEPTH {
             let Some(i) = cur else { break };
             let a = &spans[i];
-            if a.served && a.service != s.service && !seen.contains(&&a.service) {
-                seen.push(&a.service);
-                if deploying(&a.env, &a.service) {
+            let (ar, sr) = (&*a.resource, &*s.resource);
+            if a.served && ar.service != sr.service && !seen.contains(&&ar.service) {
+                seen.push(&ar.service);
+                if deploying(&ar.environment, &ar.service) {
                     out.push(PathObs {
-                        env: a.env.clone(),
-                        service: a.service.clone(),
-                        version: a.version.clone(),
-                        peer: s.service.clone(),
-                        latency_ns: s.latency_ns,
+                        env: ar.environment.clone(),
+                        service: ar.service.clone(),
+                        version: ar.version.clone(),
+                        peer: sr.service.clone(),
+                        latency_ns: (s.latency_ns != NO_LATENCY).then_some(s.latency_ns),
                         error: s.error,
                         trace_id: *trace_id,
                     });
