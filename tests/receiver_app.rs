@@ -48,6 +48,23 @@ async fn spans_reach_the_app_and_it_stops_cleanly() {
         metrics.contains("verdict_ingest_queue_capacity_items"),
         "{metrics}"
     );
+    // A scraper that accepts gzip (Prometheus does) gets the page compressed as rendered.
+    let resp = reqwest::Client::new()
+        .get(format!("http://{}/metrics", app.api_addr))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-encoding"], "gzip");
+    let body = resp.bytes().await.unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text).unwrap();
+    assert!(
+        text.contains(
+            "verdict_receiver_accepted_items_total{transport=\"grpc\",signal=\"traces\"} 3"
+        ),
+        "{text}"
+    );
     tokio::time::timeout(std::time::Duration::from_secs(15), app.stop())
         .await
         .expect("app stops");
