@@ -120,10 +120,11 @@ fn span_of(c: &Call, server: bool, route: &str) -> Span {
             c.client_ns,
         )
     };
+    // OK rather than UNSET: both encode in two bytes, so a resend can flip it in place.
     let status = if c.failed {
         status::StatusCode::Error
     } else {
-        status::StatusCode::Unset
+        status::StatusCode::Ok
     };
     Span {
         trace_id: c.trace_id.clone(),
@@ -152,11 +153,12 @@ fn server_id(c: &Call) -> Vec<u8> {
 /// timestamps just before `now`.
 pub fn encode_batch(shape: &Shape, env: &str, seed: u64, now: u64) -> EncodedBatch {
     let mut rng = StdRng::seed_from_u64(seed);
-    let latency =
-        LogNormal::new(15.0, 0.6).unwrap_or_else(|_| unreachable!("constant parameters are valid"));
+    let latency = server_latency();
     // (service, version) -> spans of that resource.
     let mut by_resource: BTreeMap<(usize, usize), Vec<Span>> = BTreeMap::new();
     let mut trace_ids = std::collections::HashSet::new();
+    // end time -> start time of every span, to find and rewrite the end times per send.
+    let mut ends = std::collections::HashMap::new();
     for _ in 0..shape.spans_per_batch / 2 {
         let (caller, callee) = (
             rng.random_range(0..shape.services),
@@ -179,14 +181,11 @@ pub fn encode_batch(shape: &Shape, env: &str, seed: u64, now: u64) -> EncodedBat
         };
         trace_ids.insert(call.trace_id.clone());
         let route = format!("/api/v1/op{:02}", call.op);
-        by_resource
-            .entry((caller, cv))
-            .or_default()
-            .push(span_of(&call, false, &route));
-        by_resource
-            .entry((callee, sv))
-            .or_default()
-            .push(span_of(&call, true, &route));
+        for (server, key) in [(false, (caller, cv)), (true, (callee, sv))] {
+            let s = span_of(&call, server, &route);
+            ends.insert(s.end_time_unix_nano, (s.start_time_unix_nano, !server));
+            by_resource.entry(key).or_default().push(s);
+        }
     }
     let resource_spans = by_resource
         .into_iter()
@@ -206,21 +205,37 @@ pub fn encode_batch(shape: &Shape, env: &str, seed: u64, now: u64) -> EncodedBat
         .collect();
     let body = ExportTraceServiceRequest { resource_spans }.encode_to_vec();
     let trace_id_offsets = trace_id_offsets(&body, &trace_ids);
+    let end_times = end_time_offsets(&body, &ends);
+    let outcomes = outcome_offsets(&body);
     EncodedBatch {
         body,
         trace_id_offsets,
+        end_times,
+        outcomes,
+        error_ppm: (shape.error_rate * 1e6) as u64,
     }
 }
 
-/// One pre-encoded request and where its spans' trace ids sit in it.
+/// One pre-encoded request and where its spans' trace ids and end times sit in it.
 pub struct EncodedBatch {
     pub body: Vec<u8>,
     pub trace_id_offsets: Vec<usize>,
+    /// Offset of each span's `end_time_unix_nano` value, with the span's start and whether
+    /// it is the client span of its call.
+    pub end_times: Vec<(usize, u64, bool)>,
+    /// Per span, the offsets of its HTTP status code's varint and of its status code byte.
+    pub outcomes: Vec<(usize, usize)>,
+    /// Failed spans per million, drawn afresh per send.
+    pub error_ppm: u64,
 }
 
 impl EncodedBatch {
     /// A copy whose trace ids are all changed by `n` (both spans of a call keep one trace
-    /// id, so they still pair): resending it is new traffic, not a retried duplicate.
+    /// id, so they still pair), and whose span durations are drawn afresh from one latency
+    /// distribution for every span and send: resending it is new traffic, not a retried
+    /// duplicate, and every version serves the same latency distribution (reusing the
+    /// encoded durations would give each version its own few values, and the judge would
+    /// rightly tell versions apart).
     pub fn renumbered(&self, n: u64) -> Vec<u8> {
         let mut body = self.body.clone();
         let mix = n.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes();
@@ -229,8 +244,85 @@ impl EncodedBatch {
                 *b ^= m;
             }
         }
+        let table = latency_table();
+        for &(at, start, client) in &self.end_times {
+            let h = splitmix(n ^ (at as u64).wrapping_mul(0xD1B5_4A32_D192_ED03));
+            let mut dur = table[(h as usize) % table.len()];
+            if client {
+                dur += 200_000 + (h >> 32) % 300_000;
+            }
+            body[at..at + 8].copy_from_slice(&(start + dur).to_le_bytes());
+        }
+        for &(http, status) in &self.outcomes {
+            let h = splitmix(n ^ (status as u64).wrapping_mul(0xA076_1D64_78BD_642F));
+            let failed = h % 1_000_000 < self.error_ppm;
+            // 500 and 200 are both two-byte varints; ERROR is 2, OK 1.
+            let code: [u8; 2] = if failed { [0xF4, 0x03] } else { [0xC8, 0x01] };
+            body[http..http + 2].copy_from_slice(&code);
+            body[status] = if failed { 2 } else { 1 };
+        }
         body
     }
+}
+
+/// Per span, where its `http.response.status_code` value (two varint bytes) and its
+/// status code byte sit (the attribute comes first within a span); empty when the two
+/// lists do not line up.
+fn outcome_offsets(body: &[u8]) -> Vec<(usize, usize)> {
+    let key = b"http.response.status_code";
+    let http: Vec<usize> = (0..body.len().saturating_sub(key.len() + 6))
+        .filter(|&i| {
+            body[i..].starts_with(key) && body[i + key.len()..].starts_with(&[0x12, 0x03, 0x18])
+        })
+        .map(|i| i + key.len() + 3)
+        .collect();
+    let status: Vec<usize> = (0..body.len().saturating_sub(4))
+        .filter(|&i| body[i..i + 3] == [0x7A, 0x02, 0x18] && matches!(body[i + 3], 1 | 2))
+        .map(|i| i + 3)
+        .collect();
+    if http.len() != status.len() || http.iter().zip(&status).any(|(h, s)| h >= s) {
+        return Vec::new();
+    }
+    http.into_iter().zip(status).collect()
+}
+
+/// 4,096 draws of the load's server latency (log-normal, median 3.3 ms), shared by all.
+fn latency_table() -> &'static [u64] {
+    static TABLE: std::sync::OnceLock<Vec<u64>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut rng = StdRng::seed_from_u64(0x1a7e);
+        let d = server_latency();
+        (0..4096).map(|_| d.sample(&mut rng) as u64).collect()
+    })
+}
+
+/// The server latency every version of the load has.
+fn server_latency() -> LogNormal<f64> {
+    LogNormal::new(15.0, 0.6).unwrap_or_else(|_| unreachable!("constant parameters are valid"))
+}
+
+/// A 64-bit mixing function (SplitMix64's finalizer).
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Offsets of the 8 bytes after each `end_time_unix_nano` key (field 8, fixed64) whose
+/// value is one of `ends`' keys, with that span's start and whether it is a client span.
+fn end_time_offsets(
+    body: &[u8],
+    ends: &std::collections::HashMap<u64, (u64, bool)>,
+) -> Vec<(usize, u64, bool)> {
+    (0..body.len().saturating_sub(9))
+        .filter(|&i| body[i] == 0x41)
+        .filter_map(|i| {
+            let v = u64::from_le_bytes(body[i + 1..i + 9].try_into().ok()?);
+            let (start, client) = *ends.get(&v)?;
+            (v > start).then_some((i + 1, start, client))
+        })
+        .collect()
 }
 
 /// Offsets of the 16 bytes after each `trace_id` key (field 1, 16 bytes long) whose value
@@ -258,6 +350,7 @@ mod tests {
         let now = 1_800_000_000_000_000_000;
         let batch = encode_batch(&shape, "prod", 7, now);
         assert_eq!(batch.trace_id_offsets.len(), 512, "one trace id per span");
+        assert_eq!(batch.end_times.len(), 512, "one end time per span");
         let body = batch.renumbered(3);
         assert_ne!(body, batch.body);
         let per_span = body.len() / 512;
@@ -283,5 +376,46 @@ mod tests {
         assert_eq!(a.len(), 256, "a trace per call");
         assert_eq!(b.len(), 256, "renumbering keeps the pairs together");
         assert!(a.is_disjoint(&b), "and gives every call a new trace id");
+        // Every duration is drawn afresh per send from the one distribution.
+        let again =
+            crate::receiver::decode::decode_traces_proto(&batch.renumbered(4), now).unwrap();
+        let durations = |d: &crate::receiver::decode::TraceDecode| {
+            d.spans
+                .iter()
+                .map(|s| s.end_unix_nano - s.start_unix_nano)
+                .collect::<Vec<_>>()
+        };
+        let (r3, r4) = (durations(&d), durations(&again));
+        let same = (0..512).filter(|&i| r3[i] == r4[i]).count();
+        assert!(same < 5, "{same} durations repeat between sends");
+        let mut all: Vec<u64> = (0..64u64)
+            .flat_map(|n| {
+                let d = crate::receiver::decode::decode_traces_proto(&batch.renumbered(n), now);
+                d.unwrap()
+                    .spans
+                    .iter()
+                    .filter(|s| s.kind == crate::model::SpanKind::Server)
+                    .map(|s| s.end_unix_nano - s.start_unix_nano)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        all.sort_unstable();
+        let median = all[all.len() / 2] as f64;
+        assert!(
+            (2.9e6..3.7e6).contains(&median),
+            "median server latency {median} ns"
+        );
+        // Failures too are drawn per send, at the shape's rate, status and HTTP code alike.
+        assert_eq!(batch.outcomes.len(), 512);
+        let (mut failed, mut total) = (0, 0);
+        for n in 0..200u64 {
+            let d = crate::receiver::decode::decode_traces_proto(&batch.renumbered(n), now);
+            for s in d.unwrap().spans {
+                total += 1;
+                failed += s.error as u32;
+            }
+        }
+        let rate = failed as f64 / total as f64;
+        assert!((0.007..0.013).contains(&rate), "error rate {rate}");
     }
 }
