@@ -74,6 +74,13 @@ pub(crate) struct State {
     pub waiting: usize,
 }
 
+/// Deployments not ended yet (what `max_deployments` bounds).
+pub(crate) fn live_deployments(
+    deployments: &BTreeMap<crate::model::DeploymentKey, Deployment>,
+) -> usize {
+    deployments.values().filter(|d| d.ended.is_none()).count()
+}
+
 /// The judge.
 pub struct Judge {
     cfg: JudgeConfig,

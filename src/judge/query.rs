@@ -198,11 +198,7 @@ impl Judge {
         if st.deployments.contains_key(&key) {
             return Ok(());
         }
-        let live = st
-            .deployments
-            .values()
-            .filter(|d| d.ended.is_none())
-            .count();
+        let live = super::live_deployments(&st.deployments);
         if live >= self.cfg.max_deployments {
             return Err(format!(
                 "{live} deployments are live (judge.max_deployments = {}); one must end before another is judged",

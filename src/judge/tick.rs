@@ -317,7 +317,7 @@ fn detect(st: &mut State, cfg: &super::JudgeConfig, now: UnixNanos) {
             new.push((vt.first_seen, key, svc.stable.clone()));
         }
     }
-    let live = deployments.values().filter(|d| d.ended.is_none()).count();
+    let live = super::live_deployments(deployments);
     let room = cfg.max_deployments.saturating_sub(live);
     if new.len() > room {
         // Oldest versions first; the rest wait for a deployment to end.
