@@ -10,6 +10,7 @@
 #   GRAPH=off benches/e2e_load.sh       # the same without the dependency graph
 #   CONFIG=my.yaml benches/e2e_load.sh  # serve with a configuration file (no `graph:` key if GRAPH=off)
 #   PERF_OUT=/tmp/perf.data benches/e2e_load.sh   # also profile the server for 10 s
+#   SERVE_ENV="MIMALLOC_PURGE_DELAY=-1" benches/e2e_load.sh   # environment for the server
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,8 +24,11 @@ PORT=${PORT:-24317}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 
-cargo build --release --quiet --bin verdict
-BIN=target/release/verdict
+# BIN=PATH uses that binary instead of building the release one.
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet --bin verdict
+  BIN=target/release/verdict
+fi
 GRPC=127.0.0.1:$PORT
 HTTP=127.0.0.1:$((PORT + 1))
 API=127.0.0.1:$((PORT + 2))
@@ -37,7 +41,7 @@ if [ -n "${CONFIG:-}" ] || [ "${GRAPH:-on}" = off ]; then
   CONFIG_ARGS=(--config target/e2e-config.yaml)
 fi
 
-taskset -c "$SERVER_CPU" "$BIN" serve "${CONFIG_ARGS[@]}" --otlp-grpc-addr "$GRPC" --otlp-http-addr "$HTTP" \
+env ${SERVE_ENV:-} taskset -c "$SERVER_CPU" "$BIN" serve "${CONFIG_ARGS[@]}" --otlp-grpc-addr "$GRPC" --otlp-http-addr "$HTTP" \
   --api-addr "$API" >target/e2e-serve.log 2>&1 &
 PID=$!
 trap 'kill "$PID" 2>/dev/null || true' EXIT

@@ -154,7 +154,12 @@ fn track<'a>(
             *overflow += 1;
             return None;
         }
-        Entry::Vacant(v) => v.insert(VersionTrack::new(now)),
+        // A new version is usually a deployment: it keeps its ticks' latency from the start,
+        // so the tick that detects it already feeds its tests in full.
+        Entry::Vacant(v) => v.insert(VersionTrack {
+            judged: true,
+            ..VersionTrack::new(now)
+        }),
     };
     Some((&svc.thresholds, vt))
 }
@@ -190,7 +195,7 @@ impl State {
         if served {
             vt.last_served = now;
         }
-        if vt.observe(key, o, th, cap) {
+        if vt.observe(key, o, th, cap, now) {
             self.overflow += 1;
         }
         Some(vt)

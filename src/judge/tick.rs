@@ -22,16 +22,22 @@ impl Judge {
         let cfg = &self.cfg;
         let mut st = self.state.lock();
         flush_paths(&mut st, cfg, now);
+        // Deployments first (from first and last sightings, not from this tick's counts), so
+        // that a new deployment's baseline hands over this tick's counts too.
+        detect(&mut st, cfg, now);
+        mark_judged(&mut st);
         let mut snaps: HashMap<(Name, Name), Snap> = HashMap::new();
         for (k, svc) in st.services.iter_mut() {
-            let s = svc
+            let s: Snap = svc
                 .versions
                 .iter_mut()
                 .map(|(v, vt)| (v.clone(), vt.close_tick(now)))
+                .filter(|(_, c)| !c.is_empty())
                 .collect();
-            snaps.insert(k.clone(), s);
+            if !s.is_empty() {
+                snaps.insert(k.clone(), s);
+            }
         }
-        detect(&mut st, cfg, now);
         let State {
             services,
             deployments,
@@ -342,6 +348,31 @@ fn detect(st: &mut State, cfg: &super::JudgeConfig, now: UnixNanos) {
             first_seen,
         );
         deployments.insert(key, d);
+    }
+}
+
+/// Flags the candidates and baselines of live deployments: only their ticks are read, and
+/// only their streams keep each tick's latency histogram (the tests' windows read it). A
+/// baseline picked in this tick lacks that histogram for this one tick; its counts and
+/// threshold exceedances are there.
+fn mark_judged(st: &mut State) {
+    for vt in st
+        .services
+        .values_mut()
+        .flat_map(|s| s.versions.values_mut())
+    {
+        vt.judged = false;
+    }
+    for (dk, d) in st.deployments.iter().filter(|(_, d)| d.ended.is_none()) {
+        let sk = (dk.environment.clone(), dk.service.clone());
+        let Some(svc) = st.services.get_mut(&sk) else {
+            continue;
+        };
+        for v in std::iter::once(&dk.version).chain(d.baseline.as_ref()) {
+            if let Some(vt) = svc.versions.get_mut(v) {
+                vt.judged = true;
+            }
+        }
     }
 }
 

@@ -122,33 +122,55 @@ impl Stream {
         self.closed.len() + (self.open.n > 0) as usize
     }
 
-    /// Moves the tick's counts into the current slot and returns them. A slot closes when
-    /// the next starts (then it is frozen); a clock that steps back keeps the open slot.
-    fn close_tick(&mut self, slot: u64) -> Counts {
-        let t = std::mem::take(&mut self.tick);
+    /// Starts history slot `slot` when it is later than the open one: the open slot is
+    /// frozen if it had data; an empty one gives its histogram's buffer back when `release`
+    /// (a whole slot passed without data) and keeps it otherwise (data is about to arrive).
+    fn roll(&mut self, slot: u64, release: bool) {
         let o = &mut self.open;
-        if slot > o.slot {
-            if o.n > 0 {
-                self.closed.push(o.slot, o.n, o.err, &o.hist);
-                o.hist.reset();
-                (o.n, o.err) = (0, 0);
-            } else {
-                // A whole slot without data: give the histogram's buffer back.
-                o.hist = LatencyHistogram::default();
-            }
-            o.slot = slot;
+        if slot <= o.slot {
+            return; // same slot, or a clock that steps back: keep the open slot
         }
-        if t.n > 0 {
-            if o.n == 0 {
-                while self.closed.len() >= SLOTS {
-                    self.closed.pop_front();
-                }
-            }
-            o.n += t.n;
-            o.err += t.err;
-            o.hist.merge(&t.hist);
+        if o.n > 0 {
+            self.closed.push(o.slot, o.n, o.err, &o.hist);
+            o.hist.reset();
+            (o.n, o.err) = (0, 0);
+        } else if release {
+            o.hist = LatencyHistogram::default();
         }
-        t
+        o.slot = slot;
+    }
+
+    /// The open slot, about to receive `n` requests with `err` errors (a slot's first data
+    /// makes room for it among the kept slots); the caller adds their latency.
+    fn add_to_open(&mut self, n: u64, err: u64) -> &mut LatencyHistogram {
+        if self.open.n == 0 {
+            while self.closed.len() >= SLOTS {
+                self.closed.pop_front();
+            }
+        }
+        let o = &mut self.open;
+        o.n += n;
+        o.err += err;
+        &mut o.hist
+    }
+
+    /// Records an observation into the history (the open slot of `slot`).
+    fn record_history(&mut self, slot: u64, o: &Obs) {
+        self.roll(slot, false);
+        if o.n == 0 {
+            return;
+        }
+        let hist = self.add_to_open(o.n, if o.error { o.n } else { 0 });
+        if let Some(lat) = o.latency_ns {
+            hist.record_n(lat, o.n);
+        }
+    }
+
+    /// Ends the tick: returns its counts and rolls the history to `slot` (a slot is frozen
+    /// when the next starts; a clock that steps back keeps the open slot).
+    fn close_tick(&mut self, slot: u64) -> Counts {
+        self.roll(slot, true);
+        std::mem::take(&mut self.tick)
     }
 }
 
@@ -164,6 +186,11 @@ pub struct VersionTrack {
     /// Whether server spans arrived (metrics are then used only as a fallback).
     pub has_server_spans: bool,
     pub k8s: Option<Name>,
+    /// A live deployment's candidate or baseline: its streams also keep each tick's
+    /// latency histogram (the tests' windows read it) and exemplars. Every version counts
+    /// requests, errors and threshold exceedances per tick and records into its history.
+    /// Set by the tick; a new version starts judged.
+    pub judged: bool,
 }
 
 /// One observation for a stream.
@@ -184,13 +211,15 @@ impl VersionTrack {
         }
     }
 
-    /// Counts an observation against `th` (the service's thresholds for the stream).
+    /// Counts an observation at `now`: into the history, and into the tick against `th`
+    /// (the service's thresholds for the stream).
     pub fn observe(
         &mut self,
         mut key: StreamKey,
         o: Obs,
         th: Option<&Thresholds>,
         cap: usize,
+        now: UnixNanos,
     ) -> bool {
         use std::collections::hash_map::Entry;
         let full = self.streams.len() >= cap;
@@ -208,6 +237,7 @@ impl VersionTrack {
                 self.streams.entry(key).or_default()
             }
         };
+        s.record_history(now / SLOT_NS, &o);
         let t = &mut s.tick;
         t.n += o.n;
         let bad_err = o.error;
@@ -216,7 +246,9 @@ impl VersionTrack {
         }
         let mut slow = false;
         if let Some(lat) = o.latency_ns {
-            t.hist.record_n(lat, o.n);
+            if self.judged {
+                t.hist.record_n(lat, o.n);
+            }
             if let Some(th) = th {
                 t.n_lat += o.n;
                 for i in 0..th.len {
@@ -233,7 +265,7 @@ impl VersionTrack {
                 }
             }
         }
-        if let (Some(id), true) = (o.trace_id, bad_err || slow) {
+        if let (Some(id), true, true) = (o.trace_id, bad_err || slow, self.judged) {
             if s.exemplars.len() >= EXEMPLARS {
                 s.exemplars.pop_front();
             }
@@ -242,9 +274,19 @@ impl VersionTrack {
         overflow
     }
 
-    /// Closes the tick of every stream; returns this tick's counts per stream.
+    /// Closes the tick of every stream; returns this tick's counts per stream when the
+    /// version is judged (no test reads the others' ticks: they are dropped).
     pub fn close_tick(&mut self, now: UnixNanos) -> HashMap<StreamKey, Counts> {
         let slot = now / SLOT_NS;
+        if !self.judged {
+            for s in self.streams.values_mut() {
+                s.roll(slot, true);
+                if s.tick.n > 0 {
+                    s.tick = Counts::default();
+                }
+            }
+            return HashMap::new();
+        }
         self.streams
             .iter_mut()
             .map(|(k, s)| (k.clone(), s.close_tick(slot)))
@@ -318,6 +360,14 @@ mod tests {
     /// Feeds `ticks` (slot index, latencies) one tick each and returns the stream with, in
     /// parallel, the dense per-slot counts the history must equal.
     fn fed(ticks: &[(u64, Vec<u64>)]) -> (VersionTrack, Vec<(u64, Counts)>) {
+        fed_judged(ticks, |_| true)
+    }
+
+    /// As [`fed`], with the version judged in the ticks `judged` picks (by position).
+    fn fed_judged(
+        ticks: &[(u64, Vec<u64>)],
+        judged: impl Fn(usize) -> bool,
+    ) -> (VersionTrack, Vec<(u64, Counts)>) {
         let key = StreamKey {
             scope: Scope::SelfScope,
             peer: Name::default(),
@@ -325,9 +375,10 @@ mod tests {
         };
         let mut vt = VersionTrack::new(0);
         let mut model: Vec<(u64, Counts)> = Vec::new();
-        for (slot, lats) in ticks {
+        for (j, (slot, lats)) in ticks.iter().enumerate() {
+            vt.judged = judged(j);
             for (i, l) in lats.iter().enumerate() {
-                vt.observe(key.clone(), obs(*l, i % 4 == 0), None, 8);
+                vt.observe(key.clone(), obs(*l, i % 4 == 0), None, 8, slot * SLOT_NS);
             }
             let tick = vt.close_tick(slot * SLOT_NS);
             if let Some(c) = tick.get(&key) {
@@ -378,6 +429,44 @@ mod tests {
         s.add_slots(|i| i + 3 <= 119, &mut older);
         assert_eq!(recent.n + older.n, sum(&model, |_| true).0);
         assert_eq!(recent.hist, sum(&model, |i| i + 3 > 119).2);
+    }
+
+    /// Whether a version is judged changes only what its ticks hand over, never its
+    /// history: switching as deployments start and end loses and doubles nothing.
+    #[test]
+    fn history_does_not_depend_on_being_judged() {
+        let ticks: Vec<(u64, Vec<u64>)> = (0..400u64)
+            .map(|t| {
+                let n = if (150..190).contains(&t) { 0 } else { t % 5 };
+                (t / 10, (0..n).map(|k| 700 * (1 + k * 31 + t * t)).collect())
+            })
+            .collect();
+        let (ticked, _) = fed(&ticks);
+        let a = ticked.streams.values().next().unwrap();
+        for (name, pick) in [
+            ("never judged", &(|_| false) as &dyn Fn(usize) -> bool),
+            ("judged now and then", &|j| (j / 7) % 3 == 0),
+        ] {
+            let (direct, counted) = fed_judged(&ticks, pick);
+            let b = direct.streams.values().next().unwrap();
+            assert_eq!(a.slot_count(), b.slot_count(), "{name}");
+            for from in [0, 5, 14, 20, 33, 39, 40] {
+                let (x, y) = (a.slots_since(from), b.slots_since(from));
+                assert_eq!((x.n, x.err), (y.n, y.err), "{name} from {from}");
+                assert_eq!(x.hist, y.hist, "{name} from {from}");
+            }
+            // Tick counts come only from the judged ticks.
+            let judged_requests: u64 = ticks
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| pick(*j))
+                .map(|(_, (_, l))| l.len() as u64)
+                .sum();
+            assert_eq!(
+                counted.iter().map(|(_, c)| c.n).sum::<u64>(),
+                judged_requests
+            );
+        }
     }
 
     #[test]
