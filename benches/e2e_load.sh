@@ -8,6 +8,7 @@
 #   benches/e2e_load.sh                 # defaults below
 #   DURATION=60s CONNECTIONS=8 benches/e2e_load.sh
 #   GRAPH=off benches/e2e_load.sh       # the same without the dependency graph
+#   FLEET=1 benches/e2e_load.sh         # a fleet-like call graph instead of the worst case
 #   CONFIG=my.yaml benches/e2e_load.sh  # serve with a configuration file (no `graph:` key if GRAPH=off)
 #   PERF_OUT=/tmp/perf.data benches/e2e_load.sh   # also profile the server for 10 s
 #   SERVE_ENV="MIMALLOC_PURGE_DELAY=-1" benches/e2e_load.sh   # environment for the server
@@ -20,6 +21,10 @@ INFLIGHT=${INFLIGHT:-4}
 SERVICES=${SERVICES:-1000}
 VERSIONS=${VERSIONS:-3}
 OPERATIONS=${OPERATIONS:-10}
+# FLEET=1: each service calls 4 fixed callees and its first version serves 90 % (the
+# default load lets any version call any other: the worst case for graph and judge).
+FLEET_ARGS=()
+[ "${FLEET:-0}" = 1 ] && FLEET_ARGS=(--fanout 4 --stable-share 0.9)
 PORT=${PORT:-24317}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -59,7 +64,7 @@ t0=$(date +%s.%N)
 [ -n "${PERF_OUT:-}" ] && { perf record -F 999 -g -p "$PID" -o "$PERF_OUT" -- sleep 10 >/dev/null 2>&1 & }
 out=$(taskset -c "$LOAD_CPU" "$BIN" loadgen --target "http://$GRPC" --duration "$DURATION" \
   --connections "$CONNECTIONS" --inflight "$INFLIGHT" --services "$SERVICES" \
-  --versions "$VERSIONS" --operations "$OPERATIONS")
+  --versions "$VERSIONS" --operations "$OPERATIONS" "${FLEET_ARGS[@]}")
 c1=$(cpu_ticks)
 t1=$(date +%s.%N)
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$PID/status")

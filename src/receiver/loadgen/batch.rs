@@ -24,6 +24,42 @@ pub struct Shape {
     pub spans_per_batch: usize,
     /// Fraction of calls that fail (HTTP 500 on both sides).
     pub error_rate: f64,
+    /// Callees per service: 0 lets any service call any other (the worst case for the
+    /// graph and the judge: every pair of versions is an edge); K gives each service K
+    /// fixed callees, as in a real call graph.
+    pub fanout: usize,
+    /// Share of each service's spans from its first version (the running one), the rest
+    /// spread evenly over the others (canaries); `None`: all versions alike.
+    pub stable_share: Option<f64>,
+}
+
+impl Shape {
+    /// A caller and its callee.
+    fn call_ends(&self, rng: &mut StdRng) -> (usize, usize) {
+        let caller = rng.random_range(0..self.services);
+        if self.fanout == 0 || self.services < 2 {
+            return (caller, rng.random_range(0..self.services));
+        }
+        // K callees spread around the ring of services, never the caller itself.
+        let k = self.fanout.min(self.services - 1);
+        let step = ((self.services - 1) / k).max(1);
+        let j = rng.random_range(0..k);
+        (caller, (caller + 1 + j * step) % self.services)
+    }
+
+    /// The version of a span's service.
+    fn version(&self, rng: &mut StdRng) -> usize {
+        match self.stable_share {
+            Some(p) if self.versions > 1 => {
+                if rng.random_bool(p.clamp(0.0, 1.0)) {
+                    0
+                } else {
+                    rng.random_range(1..self.versions)
+                }
+            }
+            _ => rng.random_range(0..self.versions),
+        }
+    }
 }
 
 fn kv(key: &str, v: any_value::Value) -> KeyValue {
@@ -160,14 +196,8 @@ pub fn encode_batch(shape: &Shape, env: &str, seed: u64, now: u64) -> EncodedBat
     // end time -> start time of every span, to find and rewrite the end times per send.
     let mut ends = std::collections::HashMap::new();
     for _ in 0..shape.spans_per_batch / 2 {
-        let (caller, callee) = (
-            rng.random_range(0..shape.services),
-            rng.random_range(0..shape.services),
-        );
-        let (cv, sv) = (
-            rng.random_range(0..shape.versions),
-            rng.random_range(0..shape.versions),
-        );
+        let (caller, callee) = shape.call_ends(&mut rng);
+        let (cv, sv) = (shape.version(&mut rng), shape.version(&mut rng));
         let server_ns = latency.sample(&mut rng) as u64;
         let call = Call {
             trace_id: rng.random::<[u8; 16]>().to_vec(),
@@ -346,6 +376,8 @@ mod tests {
             operations: 10,
             spans_per_batch: 512,
             error_rate: 0.01,
+            fanout: 0,
+            stable_share: None,
         };
         let now = 1_800_000_000_000_000_000;
         let batch = encode_batch(&shape, "prod", 7, now);
@@ -417,5 +449,56 @@ mod tests {
         }
         let rate = failed as f64 / total as f64;
         assert!((0.007..0.013).contains(&rate), "error rate {rate}");
+    }
+
+    /// The fleet-like shape: each service calls only its K callees, and its first version
+    /// serves the stated share.
+    #[test]
+    fn fleet_shape_has_fixed_callees_and_a_dominant_version() {
+        let shape = Shape {
+            services: 100,
+            versions: 3,
+            operations: 10,
+            spans_per_batch: 512,
+            error_rate: 0.01,
+            fanout: 4,
+            stable_share: Some(0.9),
+        };
+        let now = 1_800_000_000_000_000_000;
+        let mut callees: std::collections::BTreeMap<u64, std::collections::BTreeSet<u64>> =
+            Default::default();
+        let (mut first, mut total) = (0, 0);
+        for seed in 0..20 {
+            let body = encode_batch(&shape, "prod", seed, now).body;
+            let d = crate::receiver::decode::decode_traces_proto(&body, now).unwrap();
+            let num = |n: &str| n.trim_start_matches("svc-").parse::<u64>().unwrap();
+            let server_of: std::collections::HashMap<[u8; 16], u64> = d
+                .spans
+                .iter()
+                .filter(|s| s.kind == crate::model::SpanKind::Server)
+                .map(|s| (s.trace_id, num(&s.resource.service)))
+                .collect();
+            for s in &d.spans {
+                total += 1;
+                first += (s.resource.version.as_str() == "1.0.0") as u32;
+                if s.kind == crate::model::SpanKind::Client {
+                    let callee = server_of[&s.trace_id];
+                    callees
+                        .entry(num(&s.resource.service))
+                        .or_default()
+                        .insert(callee);
+                }
+            }
+        }
+        assert!(callees.len() > 90, "{} callers", callees.len());
+        for (caller, set) in &callees {
+            assert!(set.len() <= 4, "svc-{caller} calls {set:?}");
+            assert!(!set.contains(caller), "svc-{caller} calls itself");
+        }
+        let share = first as f64 / total as f64;
+        assert!(
+            (0.88..0.92).contains(&share),
+            "first version's share {share}"
+        );
     }
 }

@@ -49,6 +49,14 @@ pub struct LoadgenArgs {
     /// Fraction of failed calls.
     #[arg(long, default_value_t = 0.01)]
     pub error_rate: f64,
+    /// Callees per service: 0 (default) lets any service call any other, the worst case
+    /// for the graph and the judge; K gives each service K fixed callees.
+    #[arg(long, default_value_t = 0)]
+    pub fanout: usize,
+    /// Share of each service's spans from its first version, the others sharing the rest
+    /// (canaries); unset: all versions alike.
+    #[arg(long)]
+    pub stable_share: Option<f64>,
 }
 
 /// What a load run achieved.
@@ -108,6 +116,8 @@ pub async fn load(args: &LoadgenArgs) -> anyhow::Result<Report> {
         operations: args.operations.max(1),
         spans_per_batch: args.batch_spans.max(2),
         error_rate: args.error_rate.clamp(0.0, 1.0),
+        fanout: args.fanout,
+        stable_share: args.stable_share,
     };
     let now = crate::clock::Clock::now(&crate::clock::SystemClock);
     let batches: Arc<Vec<batch::EncodedBatch>> = Arc::new(
