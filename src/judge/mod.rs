@@ -223,30 +223,33 @@ impl Observer for Judge {
         let mut st = self.state.lock();
         for s in &batch.spans {
             let r = &s.resource;
-            if s.kind.is_served() {
+            let who = (&r.environment, &r.service, &r.version);
+            let vt = if s.kind.is_served() {
                 let o = Obs {
                     latency_ns: s.duration_ns(),
                     error: s.error,
                     trace_id: Some(s.trace_id),
                     n: 1,
                 };
-                let who = (&r.environment, &r.service, &r.version);
-                if let Some(vt) = st.observe(&self.cfg, who, self_key(&s.operation), o, now) {
+                let vt = st.observe(&self.cfg, who, self_key(&s.operation), o, now);
+                if let Some(vt) = vt {
                     vt.has_server_spans = true;
                     vt.served_total += 1;
-                    if vt.k8s.is_none() {
-                        vt.k8s = r.k8s_deployment.clone();
-                    }
+                    Some(vt)
+                } else {
+                    None
                 }
-            } else if let Some(vt) =
-                st.seen(&self.cfg, (&r.environment, &r.service, &r.version), now)
-            {
+            } else {
+                st.seen(&self.cfg, who, now)
+            };
+            let shared = vt.map(|vt| {
                 if vt.k8s.is_none() {
                     vt.k8s = r.k8s_deployment.clone();
                 }
-            }
+                vt.resource.get_or_insert_with(|| r.clone()).clone()
+            });
             if st.any_live {
-                st.path.hold(s, now);
+                st.path.hold(s, shared.unwrap_or_else(|| r.clone()), now);
             }
         }
     }
@@ -385,5 +388,66 @@ impl crate::telemetry::ExportMetrics for Judge {
             &[],
             log.errors as f64,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Resource, SpanKind, SpanRecord};
+    use std::sync::Arc;
+
+    fn span(resource: &Arc<Resource>, id: u8) -> SpanRecord {
+        SpanRecord {
+            resource: resource.clone(),
+            trace_id: [id; 16],
+            span_id: [id; 8],
+            parent_span_id: [0; 8],
+            operation: "GET /".into(),
+            kind: SpanKind::Server,
+            start_unix_nano: 0,
+            end_unix_nano: 1_000,
+            error: false,
+            timing_valid: true,
+            peer: None,
+        }
+    }
+
+    /// Held spans share one resource per version: the batches' own resources are freed
+    /// with the batches even while their spans wait in the path buffer.
+    #[test]
+    fn held_spans_do_not_keep_their_batches_resources() {
+        let cfg = JudgeConfig {
+            decision_log: String::new(),
+            ..Default::default()
+        };
+        let judge = Judge::new(&cfg).unwrap();
+        judge.state.lock().any_live = true;
+        let batches: Vec<Arc<Resource>> = (0..5)
+            .map(|i| {
+                Arc::new(Resource {
+                    environment: "prod".into(),
+                    service: "checkout".into(),
+                    version: "2".into(),
+                    instance: format!("pod-{i}").into(),
+                    k8s_deployment: None,
+                })
+            })
+            .collect();
+        for (i, r) in batches.iter().enumerate() {
+            judge.on_spans(
+                &SpanBatch {
+                    spans: vec![span(r, i as u8 + 1)],
+                },
+                1,
+            );
+        }
+        assert_eq!(judge.state.lock().path.held_spans(), 5);
+        // The first batch's resource stands for the version; the others only for their
+        // batch (the local `batches`).
+        assert!(Arc::strong_count(&batches[0]) > 1);
+        for r in &batches[1..] {
+            assert_eq!(Arc::strong_count(r), 1, "{}", r.instance);
+        }
     }
 }

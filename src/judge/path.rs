@@ -7,7 +7,7 @@ use crate::model::{Name, Resource, SpanRecord, UnixNanos};
 use ahash::AHashMap as HashMap;
 use std::sync::Arc;
 
-/// What is kept of a span for tagging (40 bytes: the resource is shared with the batch).
+/// What is kept of a span for tagging (40 bytes: the resource is shared by the version).
 #[derive(Debug, Clone)]
 struct Held {
     span_id: [u8; 8],
@@ -70,8 +70,10 @@ impl PathBuffer {
         self.held
     }
 
-    /// Holds a span; drops (and counts) it when the buffer or its trace is full.
-    pub fn hold(&mut self, s: &SpanRecord, now: UnixNanos) {
+    /// Holds a span; drops (and counts) it when the buffer or its trace is full. `resource`
+    /// names the span's environment, service and version (the judge passes one shared per
+    /// version, so held spans do not keep their batches' resources alive).
+    pub fn hold(&mut self, s: &SpanRecord, resource: Arc<Resource>, now: UnixNanos) {
         let full = self.held >= self.cap;
         let t = match self.traces.get_mut(&s.trace_id) {
             Some(t) => t,
@@ -93,7 +95,7 @@ impl PathBuffer {
         t.spans.push(Held {
             span_id: s.span_id,
             parent: s.parent_span_id,
-            resource: s.resource.clone(),
+            resource,
             latency_ns: s.duration_ns().unwrap_or(NO_LATENCY),
             served: s.kind.is_served(),
             error: s.error,
@@ -209,14 +211,14 @@ mod tests {
         ];
         let mut buf = PathBuffer::new(100, 10);
         for s in &spans[..2] {
-            buf.hold(s, 0);
+            buf.hold(s, s.resource.clone(), 0);
         }
         let mut out = Vec::new();
         let deploying = |_: &str, s: &str| s == "checkout";
         buf.flush(5, false, &deploying, &mut out);
         assert!(out.is_empty(), "held until quiet");
         for s in &spans[2..] {
-            buf.hold(s, 6);
+            buf.hold(s, s.resource.clone(), 6);
         }
         buf.flush(20, false, &deploying, &mut out);
         assert_eq!(out.len(), 1, "{out:?}");
@@ -239,7 +241,7 @@ mod tests {
             for k in 0..n {
                 let mut s = sp("a", "1", k as u8, 0, SpanKind::Server, false);
                 s.trace_id = [i; 16];
-                buf.hold(&s, 0);
+                buf.hold(&s, s.resource.clone(), 0);
             }
             let t = &buf.traces[&[i; 16]];
             assert_eq!(t.spans.len(), n);
@@ -254,8 +256,10 @@ mod tests {
     #[test]
     fn a_full_buffer_drops_and_counts() {
         let mut buf = PathBuffer::new(1, 10);
-        buf.hold(&sp("a", "1", 1, 0, SpanKind::Server, false), 0);
-        buf.hold(&sp("a", "1", 2, 1, SpanKind::Server, false), 0);
+        for id in [1, 2] {
+            let s = sp("a", "1", id, id - 1, SpanKind::Server, false);
+            buf.hold(&s, s.resource.clone(), 0);
+        }
         assert_eq!(buf.dropped_spans, 1);
         assert_eq!(buf.held_spans(), 1);
     }

@@ -191,6 +191,8 @@ pub struct VersionTrack {
     /// requests, errors and threshold exceedances per tick and records into its history.
     /// Set by the tick; a new version starts judged.
     pub judged: bool,
+    /// A resource of this version, shared by the spans the path buffer holds for it.
+    pub resource: Option<std::sync::Arc<crate::model::Resource>>,
 }
 
 /// One observation for a stream.
