@@ -82,7 +82,7 @@ impl Watch {
                 Ok(list) => self.observe(list, Instant::now()),
                 Err(e) => {
                     self.api_errors += 1;
-                    tracing::warn!(environment = %self.expect.environment, error = %e, "verdict API poll failed");
+                    tracing::warn!(environment = %self.expect.environment, error = %error_chain(&e), "verdict API poll failed");
                 }
             }
             let left = until.saturating_duration_since(Instant::now());
@@ -163,6 +163,22 @@ impl Watch {
     }
 }
 
+/// An error with its causes (`reqwest` names the failing request, its sources say why:
+/// refused, reset, timed out).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cur = c.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +233,21 @@ mod tests {
             onset: culprit.then(|| start + Duration::from_secs(10)),
             start,
         }
+    }
+
+    #[test]
+    fn error_chain_names_every_cause() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("request failed")]
+        struct Outer(#[source] std::io::Error);
+        let inner = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        assert_eq!(error_chain(&Outer(inner)), "request failed: reset by peer");
+        // A cause already in the message is not repeated.
+        let spawn = super::super::analyzer::AnalyzerError::Spawn {
+            exe: "verdict".into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        };
+        assert_eq!(error_chain(&spawn), "starting verdict: no such file");
     }
 
     #[test]
