@@ -44,6 +44,21 @@ async fn call(
     )
 }
 
+/// A deployment marker as a CD pipeline posts it.
+fn marker(
+    environment: &str,
+    service: &str,
+    version: &str,
+    baseline: Option<&str>,
+) -> DeploymentMarker {
+    DeploymentMarker {
+        environment: environment.into(),
+        service: service.into(),
+        version: version.into(),
+        baseline_version: baseline.map(Into::into),
+    }
+}
+
 #[tokio::test]
 async fn unknown_version_is_inconclusive_with_200() {
     let dir = tempfile::tempdir().unwrap();
@@ -101,15 +116,7 @@ async fn markers_list_and_ambiguous_environments() {
     assert_eq!(s, StatusCode::ACCEPTED);
     assert_eq!(v["baseline_version"], "1");
     judge
-        .mark(
-            DeploymentMarker {
-                environment: "staging".into(),
-                service: "checkout".into(),
-                version: "2".into(),
-                baseline_version: None,
-            },
-            T,
-        )
+        .mark(marker("staging", "checkout", "2", None), T)
         .unwrap();
     let (s, v) = call(&r, "GET", "/api/v1/deployments?environment=prod", "").await;
     assert_eq!(s, StatusCode::OK);
@@ -133,15 +140,7 @@ async fn flagger_hooks_answer_by_workload() {
     let dir = tempfile::tempdir().unwrap();
     let (r, judge) = app(dir.path());
     judge
-        .mark(
-            DeploymentMarker {
-                environment: "prod".into(),
-                service: "checkout".into(),
-                version: "2".into(),
-                baseline_version: Some("1".into()),
-            },
-            T,
-        )
+        .mark(marker("prod", "checkout", "2", Some("1")), T)
         .unwrap();
     let body = r#"{"name":"checkout","namespace":"prod","phase":"Progressing","metadata":{}}"#;
     assert_eq!(
@@ -180,15 +179,7 @@ async fn marked_deployment_is_judged_by_tick() {
     let dir = tempfile::tempdir().unwrap();
     let (_, judge) = app(dir.path());
     judge
-        .mark(
-            DeploymentMarker {
-                environment: "prod".into(),
-                service: "checkout".into(),
-                version: "2".into(),
-                baseline_version: Some("1".into()),
-            },
-            T,
-        )
+        .mark(marker("prod", "checkout", "2", Some("1")), T)
         .unwrap();
     let series = verdict::analysis::series::SeriesStore::new(&StateConfig::default());
     let t = judge.tick(&series, T + 1_000_000_000);
@@ -273,15 +264,7 @@ fn deployments_beyond_the_cap_wait_oldest_first_and_markers_are_refused() {
         "the two oldest new versions are judged"
     );
     assert_eq!(metric(&judge), 2.0);
-    let refused = judge.mark(
-        DeploymentMarker {
-            environment: "prod".into(),
-            service: "s9".into(),
-            version: "7".into(),
-            baseline_version: None,
-        },
-        T + 20 * s,
-    );
+    let refused = judge.mark(marker("prod", "s9", "7", None), T + 20 * s);
     assert!(refused.unwrap_err().contains("judge.max_deployments = 2"));
     // s0's new version stops serving; once its deployment ends, s2's starts.
     for sec in 20..80u64 {

@@ -231,14 +231,12 @@ impl Observer for Judge {
                     trace_id: Some(s.trace_id),
                     n: 1,
                 };
-                let vt = st.observe(&self.cfg, who, self_key(&s.operation), o, now);
-                if let Some(vt) = vt {
+                let mut vt = st.observe(&self.cfg, who, self_key(&s.operation), o, now);
+                if let Some(vt) = vt.as_deref_mut() {
                     vt.has_server_spans = true;
                     vt.served_total += 1;
-                    Some(vt)
-                } else {
-                    None
                 }
+                vt
             } else {
                 st.seen(&self.cfg, who, now)
             };

@@ -282,10 +282,7 @@ impl VersionTrack {
         let slot = now / SLOT_NS;
         if !self.judged {
             for s in self.streams.values_mut() {
-                s.roll(slot, true);
-                if s.tick.n > 0 {
-                    s.tick = Counts::default();
-                }
+                s.close_tick(slot);
             }
             return HashMap::new();
         }
