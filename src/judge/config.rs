@@ -150,6 +150,14 @@ impl Validate for JudgeConfig {
         if self.retire_after < Duration::from_secs(60) {
             problems.push(format!("{path}.retire_after: must be at least 1m"));
         }
+        // The judge ticks once a second: a shorter stop would end every deployment between
+        // two batches, and a zero hold would tag traces before their spans arrive.
+        if self.stop_after < Duration::from_secs(1) {
+            problems.push(format!("{path}.stop_after: must be at least 1s"));
+        }
+        if self.trace_hold.is_zero() {
+            problems.push(format!("{path}.trace_hold: must be above zero"));
+        }
         for (f, v) in [
             ("max_deployments", self.max_deployments),
             ("max_peers", self.max_peers),
@@ -172,5 +180,34 @@ impl JudgeConfig {
     /// Index of a quantile in `quantiles`.
     pub fn quantile_index(&self, q: f64) -> Option<usize> {
         self.quantiles.iter().position(|x| (x - q).abs() < 1e-12)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Validate;
+
+    #[test]
+    fn default_is_valid_and_meaningless_values_are_all_reported() {
+        let mut problems = Vec::new();
+        JudgeConfig::default().validate("judge", &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        let bad = JudgeConfig {
+            stop_after: Duration::ZERO,
+            trace_hold: Duration::ZERO,
+            retire_after: Duration::from_secs(1),
+            max_peers: 0,
+            ..JudgeConfig::default()
+        };
+        bad.validate("judge", &mut problems);
+        let all = problems.join("\n");
+        for key in ["stop_after", "trace_hold", "retire_after", "max_peers"] {
+            assert!(
+                all.contains(&format!("judge.{key}:")),
+                "{key} not reported: {all}"
+            );
+        }
+        assert_eq!(problems.len(), 4, "{all}");
     }
 }
