@@ -115,7 +115,7 @@ pub async fn start(
     let mut analyzer = Analyzer::new(&config.state, &config.graph);
     analyzer.add_observer(judge.clone());
     let analyzer = Arc::new(analyzer);
-    let external_url = format!("http://{}", config.api.addr);
+    let external_url = config.api.external_url();
     let alerting =
         crate::alert::Alerting::open(&config.alerting, &webhooks, &external_url, clock.now())?;
     let (queue, queue_rx) = IngestQueue::new(config.receivers.queue_capacity);

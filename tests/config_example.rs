@@ -128,6 +128,7 @@ fn example_loads_through_validate_path_with_values_as_written() {
     let c = Config::load(Some(&path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 
     assert_eq!(c.receivers.grpc_addr, "0.0.0.0:4317");
+    assert_eq!(c.api.external_url(), "https://verdict.example.com");
     assert_eq!(c.receivers.max_request_bytes, 16 << 20);
     assert_eq!(c.receivers.retry_after, Duration::from_secs(2));
     assert_eq!(c.state.horizon, Duration::from_secs(15 * 60));

@@ -148,6 +148,7 @@ pub struct SinkConfig {
     /// `https://events.pagerduty.com`). Required except for PagerDuty.
     pub url: Option<String>,
     /// PagerDuty integration (routing) key. Required for `pagerduty`.
+    #[serde(deserialize_with = "crate::config::opt_string_or_number")]
     pub routing_key: Option<String>,
     /// Re-notification interval while an alert fires. Default `1m` for Alertmanager (its
     /// alerts carry `endsAt` = now + 4 x this), `4h` for the others.
@@ -248,12 +249,6 @@ fn check_severity(path: &str, value: &str, problems: &mut Vec<String>) {
     }
 }
 
-fn check_url(path: &str, value: &str, problems: &mut Vec<String>) {
-    if reqwest::Url::parse(value).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
-        problems.push(format!("{path}: {value:?} is not an http(s) URL"));
-    }
-}
-
 impl Validate for AlertingConfig {
     fn validate(&self, path: &str, problems: &mut Vec<String>) {
         if self.store_path.as_os_str().is_empty() {
@@ -304,7 +299,7 @@ impl Validate for SinkConfig {
             return;
         };
         match (&self.url, kind) {
-            (Some(u), _) => check_url(&format!("{path}.url"), u, problems),
+            (Some(u), _) => crate::config::check_url(&format!("{path}.url"), u, problems),
             (None, SinkType::Pagerduty) => {}
             (None, _) => problems.push(format!("{path}.url: required for {}", kind.as_str())),
         }

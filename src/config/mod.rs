@@ -76,18 +76,24 @@ impl Config {
         text: &str,
         lookup: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigErrors> {
-        let expanded = env::expand(text, lookup).map_err(ConfigErrors)?;
-        let value: serde_json::Value = if expanded.trim().is_empty() {
+        let value: serde_json::Value = if text.trim().is_empty() {
             serde_json::Value::Object(Default::default())
         } else {
-            serde_saphyr::from_str(&expanded)
-                .map_err(|e| ConfigErrors(vec![format!("YAML: {e}")]))?
+            serde_saphyr::from_str(text).map_err(|e| {
+                ConfigErrors(vec![format!(
+                    "YAML: {e} (inside [ ] or {{ }}, quote a ${{env:...}} reference)"
+                )])
+            })?
         };
-        let value = match value {
+        let mut value = match value {
             serde_json::Value::Null => serde_json::Value::Object(Default::default()),
             v => v,
         };
         let mut problems = Vec::new();
+        env::expand_values(&mut value, lookup, "", &mut problems);
+        if !problems.is_empty() {
+            return Err(ConfigErrors(problems));
+        }
         let config = deserialize_sections(value, &mut problems);
         if let Some(c) = &config {
             c.validate("", &mut problems);
@@ -155,12 +161,55 @@ fn section_into<T: serde::de::DeserializeOwned>(
 }
 
 /// Checks that `value` is a socket address (`host:port`).
+/// An optional text field that also takes a number (`routing_key: 12345`, or a key of
+/// digits from `${env:...}`), kept as written.
+pub fn opt_string_or_number<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    use serde::Deserialize;
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        Some(other) => {
+            return Err(serde::de::Error::custom(format!(
+                "expected a string, found {other}"
+            )))
+        }
+    })
+}
+
+/// Checks that `value` is an `http` or `https` URL.
+pub fn check_url(path: &str, value: &str, problems: &mut Vec<String>) {
+    if reqwest::Url::parse(value).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
+        problems.push(format!("{path}: {value:?} is not an http(s) URL"));
+    }
+}
+
 pub fn check_addr(path: &str, field: &str, value: &str, problems: &mut Vec<String>) {
-    if value.parse::<std::net::SocketAddr>().is_err() {
+    if value.parse::<std::net::SocketAddr>().is_err() && !is_host_port(value) {
         problems.push(format!(
-            "{path}.{field}: {value:?} is not an address like 0.0.0.0:4317"
+            "{path}.{field}: {value:?} is not an address like 0.0.0.0:4317 or localhost:4317"
         ));
     }
+}
+
+/// `name:port` with a DNS host name (resolved when the listener binds).
+fn is_host_port(value: &str) -> bool {
+    let Some((host, port)) = value.rsplit_once(':') else {
+        return false;
+    };
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    port.parse::<u16>().is_ok()
+        && host.len() <= 253
+        && host.split('.').all(label)
+        && !host.chars().all(|c| c.is_ascii_digit() || c == '.')
 }
 
 #[cfg(test)]
@@ -189,6 +238,66 @@ mod tests {
         assert!(all.contains("bogus: unknown section"), "{all}");
         assert!(all.contains("api.nope: unknown key"), "{all}");
         assert!(all.contains("api.also: unknown key"), "{all}");
+    }
+
+    #[test]
+    fn env_references_expand_in_values_only() {
+        let lookup = |n: &str| match n {
+            "EDGES" => Some("5000".to_string()),
+            "KEY" => Some("00123".to_string()),
+            "URL" => Some("http://am:9093/#frag: x".to_string()),
+            _ => None,
+        };
+        let yaml = "# url: ${env:UNSET_IN_A_COMMENT}\n\
+            graph:\n  max_edges: ${env:EDGES}\n\
+            alerting:\n  sinks:\n\
+            \x20   - {type: alertmanager, url: \"${env:URL}\"}\n\
+            \x20   - {type: pagerduty, routing_key: \"${env:KEY}\"}\n";
+        let c = Config::from_yaml(yaml, &lookup).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.graph.max_edges, 5000);
+        let sinks = &c.alerting.sinks;
+        assert_eq!(sinks[0].url.as_deref(), Some("http://am:9093/#frag: x"));
+        assert_eq!(sinks[1].routing_key.as_deref(), Some("00123"));
+        let digits = "alerting:\n  sinks:\n    - {type: pagerduty, routing_key: 12345}\n";
+        let c = Config::from_yaml(digits, &none).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.alerting.sinks[0].routing_key.as_deref(), Some("12345"));
+    }
+
+    #[test]
+    fn addresses_take_ips_and_host_names() {
+        for ok in [
+            "0.0.0.0:4317",
+            "[::]:4317",
+            "localhost:4319",
+            "verdict.obs.svc:4317",
+        ] {
+            let mut p = Vec::new();
+            check_addr("api", "addr", ok, &mut p);
+            assert!(p.is_empty(), "{ok}: {p:?}");
+        }
+        for bad in [
+            "localhost",
+            ":4317",
+            "host:99999",
+            "-bad:1",
+            "a..b:1",
+            "300.1.1.1:80",
+            "x y:1",
+        ] {
+            let mut p = Vec::new();
+            check_addr("api", "addr", bad, &mut p);
+            assert_eq!(p.len(), 1, "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn unset_references_are_reported_with_their_path() {
+        let err = Config::from_yaml("api:\n  addr: ${env:NOPE}\n", &none).unwrap_err();
+        assert_eq!(err.0.len(), 1);
+        assert!(
+            err.0[0].starts_with("api.addr: environment variable NOPE is not set"),
+            "{err}"
+        );
     }
 
     #[test]
