@@ -23,6 +23,7 @@ mod json;
 mod logs;
 mod metrics;
 mod normalize;
+mod resource_cache;
 mod traces;
 mod wire;
 

@@ -242,6 +242,31 @@ fn class_14_huge_keying_values_are_truncated() {
 }
 
 #[test]
+fn a_resource_is_normalized_once_and_counted_in_every_request() {
+    let huge = "x".repeat(10_000);
+    let body = request(vec![s("service.name", &huge)], vec![span(1)]).encode_to_vec();
+    let first = decode_traces_proto(&body, NOW).unwrap();
+    let again = decode_traces_proto(&body, NOW).unwrap();
+    let (a, b) = (&first.spans[0].resource, &again.spans[0].resource);
+    assert!(std::sync::Arc::ptr_eq(a, b), "one shared resource across requests");
+    assert_eq!(first.stats.truncated_keys, 1);
+    assert_eq!(again.stats.truncated_keys, 1, "a cached resource still counts its cut");
+    assert_eq!(again.stats.missing_service, 0);
+}
+
+#[test]
+fn the_resource_cache_is_bounded() {
+    use super::resource_cache::{cached, MAX_RESOURCES};
+    for i in 0..MAX_RESOURCES + 100 {
+        let name = format!("svc-{i}");
+        let body = request(vec![s("service.name", &name)], vec![span(1)]).encode_to_vec();
+        let out = decode_traces_proto(&body, NOW).unwrap();
+        assert_eq!(out.spans[0].resource.service.as_str(), name);
+        assert!(cached() <= MAX_RESOURCES, "{} cached", cached());
+    }
+}
+
+#[test]
 fn class_16_empty_requests_are_ok() {
     let conv = DeltaConverter::new(10, std::time::Duration::from_secs(60));
     for out in [

@@ -5,6 +5,7 @@
 
 use super::attrs::{ResourceAttrs, ResourceKey, SpanAttrs, SpanKey, Val};
 use super::normalize::{self, NormalResource};
+use super::resource_cache::{self, ResourceCache};
 use super::wire::{expect, Reader, WireError, FIXED64, LEN, VARINT};
 use super::{DecodeError, NormalizeStats, TraceDecode};
 use crate::model::{SpanKind, SpanRecord, UnixNanos};
@@ -81,13 +82,18 @@ struct Ctx {
     bad_span_id: u64,
     bad_parent_id: u64,
     scratch: String,
-    /// Normalized resources of this request by their encoded bytes: requests from a
-    /// Collector often carry hundreds of `ResourceSpans`, many with the same resource.
-    resources: ahash::AHashMap<Vec<u8>, NormalResource>,
 }
 
 /// Decodes and normalizes an OTLP/protobuf `ExportTraceServiceRequest`.
 pub fn decode_traces_proto(body: &[u8], now: UnixNanos) -> Result<TraceDecode, DecodeError> {
+    resource_cache::with(|cache| decode_with(body, now, cache))
+}
+
+fn decode_with(
+    body: &[u8],
+    now: UnixNanos,
+    cache: &mut ResourceCache,
+) -> Result<TraceDecode, DecodeError> {
     let mut ctx = Ctx {
         now,
         out: TraceDecode::default(),
@@ -95,7 +101,6 @@ pub fn decode_traces_proto(body: &[u8], now: UnixNanos) -> Result<TraceDecode, D
         bad_span_id: 0,
         bad_parent_id: 0,
         scratch: String::new(),
-        resources: ahash::AHashMap::new(),
     };
     // Realistic exports carry 400-600 bytes per span; reserving for the dense end avoids
     // most regrowth without over-allocating much.
@@ -106,7 +111,7 @@ pub fn decode_traces_proto(body: &[u8], now: UnixNanos) -> Result<TraceDecode, D
         if field == field::REQUEST_RESOURCE_SPANS {
             expect(wt, LEN, &r).map_err(at("ExportTraceServiceRequest"))?;
             let rs = r.bytes().map_err(at("ExportTraceServiceRequest"))?;
-            resource_spans(rs, &mut ctx)?;
+            resource_spans(rs, &mut ctx, cache)?;
         } else {
             r.skip(wt, field).map_err(at("ExportTraceServiceRequest"))?;
         }
@@ -155,8 +160,13 @@ impl Ctx {
         self.out.rejection_message = format!("rejected {rejected} spans: {}", parts.join(", "));
     }
 
-    /// The normalized resource for these encoded `Resource` bytes, built once per request.
-    fn resource(&mut self, encoded: &[&[u8]]) -> Result<NormalResource, DecodeError> {
+    /// The normalized resource for these encoded `Resource` bytes (parsed once per thread
+    /// while it stays in `cache`).
+    fn resource(
+        &mut self,
+        encoded: &[&[u8]],
+        cache: &mut ResourceCache,
+    ) -> Result<NormalResource, DecodeError> {
         let joined;
         let key: &[u8] = match encoded {
             [one] => one,
@@ -165,22 +175,19 @@ impl Ctx {
                 &joined
             }
         };
-        if let Some(r) = self.resources.get(key) {
-            return Ok(r.clone());
-        }
-        let mut attrs = ResourceAttrs::default();
-        for part in encoded {
-            resource_attrs(part, &mut attrs)?;
-        }
-        let r = normalize::resource(&attrs, &mut self.out.stats)?;
-        self.resources.insert(key.to_vec(), r.clone());
-        Ok(r)
+        cache.get_or_build(key, &mut self.out.stats, |stats| {
+            let mut attrs = ResourceAttrs::default();
+            for part in encoded {
+                resource_attrs(part, &mut attrs)?;
+            }
+            normalize::resource(&attrs, stats)
+        })
     }
 }
 
 /// `ResourceSpans`: resource = 1, scope_spans = 2. The resource is read first even when it
 /// follows the spans on the wire.
-fn resource_spans(buf: &[u8], ctx: &mut Ctx) -> Result<(), DecodeError> {
+fn resource_spans(buf: &[u8], ctx: &mut Ctx, cache: &mut ResourceCache) -> Result<(), DecodeError> {
     const M: &str = "ResourceSpans";
     let mut parts: Vec<&[u8]> = Vec::new();
     let mut r = Reader::new(buf);
@@ -193,7 +200,7 @@ fn resource_spans(buf: &[u8], ctx: &mut Ctx) -> Result<(), DecodeError> {
             r.skip(wt, field).map_err(at(M))?;
         }
     }
-    let resource = ctx.resource(&parts)?;
+    let resource = ctx.resource(&parts, cache)?;
     let mut r = Reader::new(buf);
     while !r.is_empty() {
         let (field, wt) = r.key().map_err(at(M))?;
