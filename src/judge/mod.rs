@@ -158,6 +158,7 @@ fn track<'a>(
         // so the tick that detects it already feeds its tests in full.
         Entry::Vacant(v) => v.insert(VersionTrack {
             judged: true,
+            keeps_streams: true,
             ..VersionTrack::new(now)
         }),
     };
@@ -195,7 +196,7 @@ impl State {
         if served {
             vt.last_served = now;
         }
-        if vt.observe(key, o, th, cap, now) {
+        if vt.keeps_streams && vt.observe(key, o, th, cap, now) {
             self.overflow += 1;
         }
         Some(vt)
@@ -346,6 +347,24 @@ impl crate::telemetry::ExportMetrics for Judge {
             &[],
             self.changes.load(std::sync::atomic::Ordering::Relaxed) as f64,
         );
+        let (streams, bytes) = st
+            .services
+            .values()
+            .flat_map(|s| s.versions.values())
+            .flat_map(|v| v.streams.values())
+            .fold((0, 0), |(n, b), s| (n + 1, b + s.memory_bytes()));
+        w.family(
+            "verdict_judge_streams",
+            PromType::Gauge,
+            "Streams kept (stable and judged versions, per operation and peer).",
+        );
+        w.sample("verdict_judge_streams", &[], streams as f64);
+        w.family(
+            "verdict_judge_streams_memory_bytes",
+            PromType::Gauge,
+            "Estimated bytes held by the streams (tick counts and 5-minute histories).",
+        );
+        w.sample("verdict_judge_streams_memory_bytes", &[], bytes as f64);
         w.family(
             "verdict_judge_held_spans",
             PromType::Gauge,
@@ -409,6 +428,56 @@ mod tests {
             timing_valid: true,
             peer: None,
         }
+    }
+
+    /// Versions that are neither judged nor stable (here one waiting for a deployment
+    /// slot) keep their sightings but no streams; the stable version and the live
+    /// deployment's candidate keep theirs.
+    #[test]
+    fn only_judged_and_stable_versions_keep_streams() {
+        let cfg = JudgeConfig {
+            decision_log: String::new(),
+            max_deployments: 1,
+            ..Default::default()
+        };
+        let judge = Judge::new(&cfg).unwrap();
+        let series = crate::analysis::series::SeriesStore::new(&Default::default());
+        let version = |v: &str| {
+            Arc::new(Resource {
+                environment: "prod".into(),
+                service: "checkout".into(),
+                version: v.into(),
+                instance: "pod".into(),
+                k8s_deployment: None,
+            })
+        };
+        let (v1, v2, v3) = (version("1"), version("2"), version("3"));
+        const S: u64 = 1_000_000_000;
+        let feed = |rs: &[&Arc<Resource>], t: u64| {
+            let spans = rs.iter().map(|r| span(r, t as u8)).collect();
+            judge.on_spans(&SpanBatch { spans }, t * S);
+            judge.tick(&series, t * S);
+        };
+        for t in 1..=20 {
+            feed(&[&v1], t);
+        }
+        feed(&[&v1, &v2], 21);
+        for t in 22..=40 {
+            feed(&[&v1, &v2, &v3], t);
+        }
+        let st = judge.state.lock();
+        let svc = &st.services[&(Name::from("prod"), Name::from("checkout"))];
+        assert_eq!(svc.stable.as_deref(), Some("1"));
+        let streams = |v: &str| svc.versions[v].streams.len();
+        assert!(
+            streams("1") > 0 && streams("2") > 0,
+            "stable and candidate keep streams"
+        );
+        assert_eq!(streams("3"), 0, "the waiting version keeps none");
+        let waiting = &svc.versions["3"];
+        assert!(!waiting.keeps_streams);
+        assert_eq!((waiting.served_total, waiting.last_seen), (19, 40 * S));
+        assert_eq!(st.waiting, 1);
     }
 
     /// Held spans share one resource per version: the batches' own resources are freed

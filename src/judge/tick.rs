@@ -354,7 +354,8 @@ fn detect(st: &mut State, cfg: &super::JudgeConfig, now: UnixNanos) {
 /// Flags the candidates and baselines of live deployments: only their ticks are read, and
 /// only their streams keep each tick's latency histogram (the tests' windows read it). A
 /// baseline picked in this tick lacks that histogram for this one tick; its counts and
-/// threshold exceedances are there.
+/// threshold exceedances are there. Versions that are neither judged nor stable lose
+/// their streams.
 fn mark_judged(st: &mut State) {
     for vt in st
         .services
@@ -362,6 +363,14 @@ fn mark_judged(st: &mut State) {
         .flat_map(|s| s.versions.values_mut())
     {
         vt.judged = false;
+    }
+    // Stable versions keep their streams (thresholds, incidents, future baselines); until
+    // a service has one, all its versions do.
+    for svc in st.services.values_mut() {
+        let stable = svc.stable.clone();
+        for (v, vt) in svc.versions.iter_mut() {
+            vt.keeps_streams = stable.as_ref().is_none_or(|s| s == v);
+        }
     }
     for (dk, d) in st.deployments.iter().filter(|(_, d)| d.ended.is_none()) {
         let sk = (dk.environment.clone(), dk.service.clone());
@@ -371,8 +380,17 @@ fn mark_judged(st: &mut State) {
         for v in std::iter::once(&dk.version).chain(d.baseline.as_ref()) {
             if let Some(vt) = svc.versions.get_mut(v) {
                 vt.judged = true;
+                vt.keeps_streams = true;
             }
         }
+    }
+    for vt in st
+        .services
+        .values_mut()
+        .flat_map(|s| s.versions.values_mut())
+        .filter(|vt| !vt.keeps_streams && !vt.streams.is_empty())
+    {
+        vt.streams = Default::default();
     }
 }
 

@@ -154,6 +154,15 @@ impl Stream {
         &mut o.hist
     }
 
+    /// Estimated bytes of the stream in its map: key, state and heap.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<(StreamKey, Stream)>()
+            + self.open.hist.heap_bytes()
+            + self.closed.heap_bytes()
+            + self.tick.hist.heap_bytes()
+            + self.exemplars.capacity() * 16
+    }
+
     /// Records an observation into the history (the open slot of `slot`).
     fn record_history(&mut self, slot: u64, o: &Obs) {
         self.roll(slot, false);
@@ -187,10 +196,15 @@ pub struct VersionTrack {
     pub has_server_spans: bool,
     pub k8s: Option<Name>,
     /// A live deployment's candidate or baseline: its streams also keep each tick's
-    /// latency histogram (the tests' windows read it) and exemplars. Every version counts
-    /// requests, errors and threshold exceedances per tick and records into its history.
-    /// Set by the tick; a new version starts judged.
+    /// latency histogram (the tests' windows read it) and exemplars. Set by the tick; a new
+    /// version starts judged.
     pub judged: bool,
+    /// Whether it keeps streams at all (per-tick counts and history): judged versions and
+    /// the service's stable version, whose history gives thresholds, incident checks and
+    /// replacement baselines. Other versions (deployments waiting for a slot, ended ones)
+    /// only keep their sightings; their streams are dropped. Set by the tick; a new version
+    /// starts with streams.
+    pub keeps_streams: bool,
     /// A resource of this version, shared by the spans the path buffer holds for it.
     pub resource: Option<std::sync::Arc<crate::model::Resource>>,
 }
