@@ -128,6 +128,11 @@ impl EdgeState {
         self.slots.iter().map(EdgeSlot::heap_bytes).sum::<usize>()
             + self.slots.capacity() * std::mem::size_of::<EdgeSlot>()
     }
+
+    /// Estimated bytes of the edge in its map: key, state and heap.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<(EdgeKey, EdgeState)>() + self.heap_bytes()
+    }
 }
 
 /// All edges, capped.

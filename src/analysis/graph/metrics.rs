@@ -161,6 +161,14 @@ impl Graph {
             "Edges held.",
             self.edge_count() as f64,
         );
+        let mut bytes = 0;
+        self.edges.for_each(|_, e| bytes += e.memory_bytes());
+        gauge(
+            w,
+            "verdict_graph_edges_memory_bytes",
+            "Estimated bytes held by the edges (keys, windows, cumulative histograms).",
+            bytes as f64,
+        );
         counter(
             w,
             "verdict_graph_paired_total",

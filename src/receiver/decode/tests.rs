@@ -248,9 +248,15 @@ fn a_resource_is_normalized_once_and_counted_in_every_request() {
     let first = decode_traces_proto(&body, NOW).unwrap();
     let again = decode_traces_proto(&body, NOW).unwrap();
     let (a, b) = (&first.spans[0].resource, &again.spans[0].resource);
-    assert!(std::sync::Arc::ptr_eq(a, b), "one shared resource across requests");
+    assert!(
+        std::sync::Arc::ptr_eq(a, b),
+        "one shared resource across requests"
+    );
     assert_eq!(first.stats.truncated_keys, 1);
-    assert_eq!(again.stats.truncated_keys, 1, "a cached resource still counts its cut");
+    assert_eq!(
+        again.stats.truncated_keys, 1,
+        "a cached resource still counts its cut"
+    );
     assert_eq!(again.stats.missing_service, 0);
 }
 
