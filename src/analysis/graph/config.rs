@@ -31,7 +31,8 @@ pub struct GraphConfig {
     /// Width of one rolling time slot of an edge. Default `10s`.
     #[serde(with = "humantime_serde")]
     pub slot: Duration,
-    /// How far back edge windows reach; edges idle this long are retired. Default `15m`.
+    /// How far back edge windows reach; edges idle this long are retired. Default `5m`, the
+    /// API's default window (each edge keeps one pair of histograms per slot of it).
     #[serde(with = "humantime_serde")]
     pub horizon: Duration,
     /// Window of `GET /api/v1/graph` when the request names none. Default `5m`.
@@ -48,7 +49,7 @@ impl Default for GraphConfig {
             shards: 16,
             max_edges: 10_000,
             slot: Duration::from_secs(10),
-            horizon: Duration::from_secs(15 * 60),
+            horizon: Duration::from_secs(5 * 60),
             default_window: Duration::from_secs(5 * 60),
         }
     }
