@@ -22,12 +22,8 @@ impl ApiConfig {
         if let Some(u) = &self.external_url {
             return u.trim_end_matches('/').to_string();
         }
-        let host = self.addr.rsplit_once(':').map_or("", |(h, _)| h);
-        match host {
-            "0.0.0.0" | "[::]" | "" => {
-                let port = self.addr.rsplit_once(':').map_or("4319", |(_, p)| p);
-                format!("http://{}:{port}", host_name())
-            }
+        match self.addr.rsplit_once(':') {
+            Some(("0.0.0.0" | "[::]" | "", port)) => format!("http://{}:{port}", host_name()),
             _ => format!("http://{}", self.addr),
         }
     }

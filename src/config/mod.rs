@@ -160,7 +160,6 @@ fn section_into<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Checks that `value` is a socket address (`host:port`).
 /// An optional text field that also takes a number (`routing_key: 12345`, or a key of
 /// digits from `${env:...}`), kept as written.
 pub fn opt_string_or_number<'de, D: serde::Deserializer<'de>>(
@@ -186,6 +185,7 @@ pub fn check_url(path: &str, value: &str, problems: &mut Vec<String>) {
     }
 }
 
+/// Checks that `value` is a socket address (`ip:port`) or `host name:port`.
 pub fn check_addr(path: &str, field: &str, value: &str, problems: &mut Vec<String>) {
     if value.parse::<std::net::SocketAddr>().is_err() && !is_host_port(value) {
         problems.push(format!(

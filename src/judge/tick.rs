@@ -357,18 +357,12 @@ fn detect(st: &mut State, cfg: &super::JudgeConfig, now: UnixNanos) {
 /// threshold exceedances are there. Versions that are neither judged nor stable lose
 /// their streams.
 fn mark_judged(st: &mut State) {
-    for vt in st
-        .services
-        .values_mut()
-        .flat_map(|s| s.versions.values_mut())
-    {
-        vt.judged = false;
-    }
     // Stable versions keep their streams (thresholds, incidents, future baselines); until
     // a service has one, all its versions do.
     for svc in st.services.values_mut() {
         let stable = svc.stable.clone();
         for (v, vt) in svc.versions.iter_mut() {
+            vt.judged = false;
             vt.keeps_streams = stable.as_ref().is_none_or(|s| s == v);
         }
     }
