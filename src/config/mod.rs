@@ -265,15 +265,18 @@ mod tests {
 
     #[test]
     fn addresses_take_ips_and_host_names() {
+        let problems = |addr: &str| {
+            let mut p = Vec::new();
+            check_addr("api", "addr", addr, &mut p);
+            p.len()
+        };
         for ok in [
             "0.0.0.0:4317",
             "[::]:4317",
             "localhost:4319",
             "verdict.obs.svc:4317",
         ] {
-            let mut p = Vec::new();
-            check_addr("api", "addr", ok, &mut p);
-            assert!(p.is_empty(), "{ok}: {p:?}");
+            assert_eq!(problems(ok), 0, "{ok} refused");
         }
         for bad in [
             "localhost",
@@ -284,9 +287,7 @@ mod tests {
             "300.1.1.1:80",
             "x y:1",
         ] {
-            let mut p = Vec::new();
-            check_addr("api", "addr", bad, &mut p);
-            assert_eq!(p.len(), 1, "{bad} accepted");
+            assert_eq!(problems(bad), 1, "{bad} accepted");
         }
     }
 
