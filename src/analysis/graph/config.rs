@@ -28,7 +28,8 @@ pub struct GraphConfig {
     /// Most edges kept; calls on new edges beyond it go to one `__overflow__` edge and are
     /// counted. Default `10000`.
     pub max_edges: usize,
-    /// Width of one rolling time slot of an edge. Default `10s`.
+    /// Width of one rolling time slot of an edge; windows round out to whole slots. Default
+    /// `30s` (the judge keeps its own 10 s histories; the graph's windows serve the API).
     #[serde(with = "humantime_serde")]
     pub slot: Duration,
     /// How far back edge windows reach; edges idle this long are retired. Default `5m`, the
@@ -48,7 +49,7 @@ impl Default for GraphConfig {
             max_pending: 200_000,
             shards: 16,
             max_edges: 10_000,
-            slot: Duration::from_secs(10),
+            slot: Duration::from_secs(30),
             horizon: Duration::from_secs(5 * 60),
             default_window: Duration::from_secs(5 * 60),
         }
