@@ -7,9 +7,14 @@ use super::normalize::NormalResource;
 use super::NormalizeStats;
 use std::cell::RefCell;
 
-/// Distinct resources kept per thread; at a request's start a fuller cache is emptied
-/// (about 0.5 KB each, so under 2 MB per thread).
+/// Distinct resources kept per thread; at a request's start a fuller cache is emptied.
 pub(crate) const MAX_RESOURCES: usize = 4096;
+/// Encoded bytes kept per thread (SDK resources take 0.3-0.6 KB); at a request's start a
+/// cache holding more is emptied.
+const MAX_BYTES: usize = 2 << 20;
+/// A resource encoded in more bytes than this is normalized every time, never kept, so
+/// a client sending huge resources cannot fill the cache with them.
+pub(crate) const MAX_ENCODED_BYTES: usize = 2048;
 
 #[derive(Debug)]
 struct Entry {
@@ -25,6 +30,8 @@ struct Entry {
 #[derive(Debug, Default)]
 pub(crate) struct ResourceCache {
     map: ahash::AHashMap<Box<[u8]>, Entry>,
+    /// Bytes of the keys in `map`.
+    bytes: usize,
     request: u64,
 }
 
@@ -36,8 +43,9 @@ thread_local! {
 pub(crate) fn with<T>(f: impl FnOnce(&mut ResourceCache) -> T) -> T {
     CACHE.with_borrow_mut(|c| {
         c.request += 1;
-        if c.map.len() >= MAX_RESOURCES {
+        if c.map.len() >= MAX_RESOURCES || c.bytes >= MAX_BYTES {
             c.map.clear();
+            c.bytes = 0;
         }
         f(c)
     })
@@ -59,6 +67,9 @@ impl ResourceCache {
             }
             return Ok(e.resource.clone());
         }
+        if key.len() > MAX_ENCODED_BYTES {
+            return build(stats);
+        }
         let before = stats.truncated_keys;
         let resource = build(stats)?;
         let entry = Entry {
@@ -66,6 +77,7 @@ impl ResourceCache {
             truncated_keys: stats.truncated_keys - before,
             request: self.request,
         };
+        self.bytes += key.len();
         self.map.insert(key.into(), entry);
         Ok(resource)
     }

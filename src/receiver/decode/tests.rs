@@ -243,8 +243,8 @@ fn class_14_huge_keying_values_are_truncated() {
 
 #[test]
 fn a_resource_is_normalized_once_and_counted_in_every_request() {
-    let huge = "x".repeat(10_000);
-    let body = request(vec![s("service.name", &huge)], vec![span(1)]).encode_to_vec();
+    let long = "x".repeat(MAX_KEY_BYTES + 44);
+    let body = request(vec![s("service.name", &long)], vec![span(1)]).encode_to_vec();
     let first = decode_traces_proto(&body, NOW).unwrap();
     let again = decode_traces_proto(&body, NOW).unwrap();
     let (a, b) = (&first.spans[0].resource, &again.spans[0].resource);
@@ -258,6 +258,23 @@ fn a_resource_is_normalized_once_and_counted_in_every_request() {
         "a cached resource still counts its cut"
     );
     assert_eq!(again.stats.missing_service, 0);
+}
+
+#[test]
+fn huge_resources_are_not_cached() {
+    use super::resource_cache::{cached, MAX_ENCODED_BYTES};
+    let big = "x".repeat(MAX_ENCODED_BYTES);
+    let body =
+        request(vec![s("service.name", "a"), s("note", &big)], vec![span(1)]).encode_to_vec();
+    let before = cached();
+    let first = decode_traces_proto(&body, NOW).unwrap();
+    let again = decode_traces_proto(&body, NOW).unwrap();
+    assert_eq!(cached(), before, "nothing kept");
+    assert!(!std::sync::Arc::ptr_eq(
+        &first.spans[0].resource,
+        &again.spans[0].resource
+    ));
+    assert_eq!(again.spans[0].resource.service.as_str(), "a");
 }
 
 #[test]
