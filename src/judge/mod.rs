@@ -365,6 +365,18 @@ impl crate::telemetry::ExportMetrics for Judge {
             "Estimated bytes held by the streams (tick counts and 5-minute histories).",
         );
         w.sample("verdict_judge_streams_memory_bytes", &[], bytes as f64);
+        let tests: usize = st
+            .deployments
+            .values()
+            .flat_map(|d| d.tests.values())
+            .map(signal::SignalTest::memory_bytes)
+            .sum();
+        w.family(
+            "verdict_judge_tests_memory_bytes",
+            PromType::Gauge,
+            "Estimated bytes held by the deployments' signal tests (counts, 30-tick windows).",
+        );
+        w.sample("verdict_judge_tests_memory_bytes", &[], tests as f64);
         w.family(
             "verdict_judge_held_spans",
             PromType::Gauge,
@@ -478,6 +490,20 @@ mod tests {
         assert!(!waiting.keeps_streams);
         assert_eq!((waiting.served_total, waiting.last_seen), (19, 40 * S));
         assert_eq!(st.waiting, 1);
+        let kept = streams("1") + streams("2");
+        drop(st);
+        // The memory gauges see what is kept: streams of two versions, one deployment's tests.
+        let mut w = crate::telemetry::PromWriter::new();
+        crate::telemetry::ExportMetrics::export_metrics(&judge, &mut w);
+        let page = w.finish();
+        let gauge = |name: &str| -> f64 {
+            let line = page.lines().find(|l| l.starts_with(&format!("{name} ")));
+            line.and_then(|l| l.split(' ').nth(1)?.parse().ok())
+                .unwrap_or_else(|| panic!("{name} missing"))
+        };
+        assert_eq!(gauge("verdict_judge_streams") as usize, kept);
+        assert!(gauge("verdict_judge_streams_memory_bytes") > 0.0);
+        assert!(gauge("verdict_judge_tests_memory_bytes") > 0.0);
     }
 
     /// Held spans share one resource per version: the batches' own resources are freed

@@ -65,6 +65,18 @@ pub struct StratumTick<'a> {
 }
 
 impl SignalTest {
+    /// Estimated bytes of the test in its map: key, state and heap.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<(TestKey, SignalTest)>()
+            + self.cand.hist.heap_bytes()
+            + self.base.hist.heap_bytes()
+            + self.history.hist.heap_bytes()
+            + self.window_cand.heap_bytes()
+            + self.window_base.heap_bytes()
+            + self.exemplars.capacity() * 16
+            + self.hist_strata.len() * std::mem::size_of::<(StreamKey, (Tally, Tally))>()
+    }
+
     /// Feeds one tick (all strata of this group). `omega0` is the error margin (odds for
     /// the same-window test, rate ratio against history).
     pub fn update(&mut self, strata: &[StratumTick<'_>], omega0: f64, nq: usize) {
