@@ -426,6 +426,17 @@ mod tests {
     use crate::model::{Resource, SpanKind, SpanRecord};
     use std::sync::Arc;
 
+    /// A resource of `checkout` in `prod`.
+    fn resource(version: &str, instance: &str) -> Arc<Resource> {
+        Arc::new(Resource {
+            environment: "prod".into(),
+            service: "checkout".into(),
+            version: version.into(),
+            instance: instance.into(),
+            k8s_deployment: None,
+        })
+    }
+
     fn span(resource: &Arc<Resource>, id: u8) -> SpanRecord {
         SpanRecord {
             resource: resource.clone(),
@@ -454,16 +465,11 @@ mod tests {
         };
         let judge = Judge::new(&cfg).unwrap();
         let series = crate::analysis::series::SeriesStore::new(&Default::default());
-        let version = |v: &str| {
-            Arc::new(Resource {
-                environment: "prod".into(),
-                service: "checkout".into(),
-                version: v.into(),
-                instance: "pod".into(),
-                k8s_deployment: None,
-            })
-        };
-        let (v1, v2, v3) = (version("1"), version("2"), version("3"));
+        let (v1, v2, v3) = (
+            resource("1", "pod"),
+            resource("2", "pod"),
+            resource("3", "pod"),
+        );
         const S: u64 = 1_000_000_000;
         let feed = |rs: &[&Arc<Resource>], t: u64| {
             let spans = rs.iter().map(|r| span(r, t as u8)).collect();
@@ -516,17 +522,8 @@ mod tests {
         };
         let judge = Judge::new(&cfg).unwrap();
         judge.state.lock().any_live = true;
-        let batches: Vec<Arc<Resource>> = (0..5)
-            .map(|i| {
-                Arc::new(Resource {
-                    environment: "prod".into(),
-                    service: "checkout".into(),
-                    version: "2".into(),
-                    instance: format!("pod-{i}").into(),
-                    k8s_deployment: None,
-                })
-            })
-            .collect();
+        let batches: Vec<Arc<Resource>> =
+            (0..5).map(|i| resource("2", &format!("pod-{i}"))).collect();
         for (i, r) in batches.iter().enumerate() {
             judge.on_spans(
                 &SpanBatch {
