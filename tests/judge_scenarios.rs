@@ -26,6 +26,8 @@ enum Sc {
     CalleeCanary,
     SlowDb,
     Replacement,
+    /// A replacement whose new version behaves exactly as the old one.
+    HealthyReplacement,
     Healthy,
     Global,
     LowTraffic,
@@ -114,7 +116,11 @@ impl World {
     ) {
         let bad =
             (cv == "2" && !matches!(sc, Sc::CalleeCanary)) || (pv == "2" && sc == Sc::CalleeCanary);
-        let bad = bad && !matches!(sc, Sc::Healthy | Sc::Global | Sc::LowTraffic);
+        let bad = bad
+            && !matches!(
+                sc,
+                Sc::Healthy | Sc::HealthyReplacement | Sc::Global | Sc::LowTraffic
+            );
         let global = sc == Sc::Global && t >= BASE_T + (T0 + 30) * S;
         let trace: [u8; 16] = self.rng.random();
         let mut db = self.ln5.sample(&mut self.rng) * MS;
@@ -323,7 +329,7 @@ fn run_with(sc: Sc, seed: u64, secs: u64, base_errors: BaseErrors) -> Run {
         for slot in 0..100u64 {
             let t = base_t + sec * S + slot * 10_000_000;
             let (cv1, pv1) = match (sc, after) {
-                (Sc::Replacement, true) => ("2", "1"),
+                (Sc::Replacement | Sc::HealthyReplacement, true) => ("2", "1"),
                 _ => ("1", "1"),
             };
             if w.rng.random::<f64>() < base_rps / 100.0 {
@@ -335,7 +341,10 @@ fn run_with(sc: Sc, seed: u64, secs: u64, base_errors: BaseErrors) -> Run {
                 w.request(sc, t, cv1, pv, &mut spans, &mut edges);
             }
             if after
-                && !matches!(sc, Sc::Replacement | Sc::CalleeCanary)
+                && !matches!(
+                    sc,
+                    Sc::Replacement | Sc::HealthyReplacement | Sc::CalleeCanary
+                )
                 && w.rng.random::<f64>() < cand_rps / 100.0
             {
                 w.request(sc, t, "2", "1", &mut spans, &mut edges);
@@ -502,6 +511,26 @@ fn global_incident_during_a_healthy_canary_is_not_blamed() {
     }
     println!("Global: 0/20 rollbacks, incident reported in {incidents}/20");
     assert!(incidents >= 10, "incident reported in {incidents}/20");
+}
+
+/// The history test's false-alarm side: a replacement by an identical version is never
+/// rolled back (its baseline is the replaced version's history, judged per operation).
+#[test]
+fn healthy_replacement_is_never_rolled_back() {
+    let mut promoted = 0;
+    for seed in 0..20 {
+        let r = run(Sc::HealthyReplacement, seed, T0 + 150);
+        assert!(
+            r.culprits.is_empty(),
+            "seed {seed}: false rollback {:?}: {:#?}",
+            r.culprits,
+            r.final_reasons
+        );
+        promoted += (r.final_verdict == Decision::Promote) as u32;
+    }
+    println!("HealthyReplacement: 0/20 rollbacks, promoted in {promoted}/20");
+    // Promotion shows the new version was judged at all (against the history).
+    assert!(promoted >= 15, "promoted in {promoted}/20");
 }
 
 #[test]
