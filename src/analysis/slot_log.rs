@@ -43,24 +43,19 @@ impl SlotLog {
             self.base = slot;
             self.front = slot;
         }
-        let mut hist = Vec::new();
-        latency.freeze_into(&mut hist);
-        let mut head = Vec::with_capacity(40);
-        for v in [
+        let mut entry = Vec::with_capacity(64);
+        encode_entry(
+            &mut entry,
             slot.saturating_sub(self.base),
             requests,
             errors,
-            hist.len() as u64,
-        ] {
-            put_varint(&mut head, v);
-        }
-        let need = head.len() + hist.len();
-        if self.bytes.capacity() - self.bytes.len() < need {
+            latency,
+        );
+        if self.bytes.capacity() - self.bytes.len() < entry.len() {
             // Grow by an eighth rather than doubling: a log lives long and is read rarely.
-            self.bytes.reserve_exact(need + self.bytes.len() / 8);
+            self.bytes.reserve_exact(entry.len() + self.bytes.len() / 8);
         }
-        self.bytes.extend_from_slice(&head);
-        self.bytes.extend_from_slice(&hist);
+        self.bytes.extend_from_slice(&entry);
         self.len += 1;
     }
 
@@ -81,6 +76,38 @@ impl SlotLog {
         }
         let mut pos = 0;
         self.front = self.base + get_varint(&self.bytes, &mut pos);
+    }
+
+    /// Merges the `k` entries from the `start`-th on into one entry that carries the last
+    /// one's slot and their summed requests, errors and latency (a coarser history).
+    pub fn merge_range(&mut self, start: usize, k: usize) {
+        if k < 2 || start + k > self.len {
+            return;
+        }
+        let mut from = 0;
+        for _ in 0..start {
+            from = self.entry_end(from);
+        }
+        let (mut to, mut slot, mut requests, mut errors) = (from, 0, 0, 0);
+        let mut hist = LatencyHistogram::default();
+        for s in (SlotIter {
+            bytes: &self.bytes[..],
+            pos: from,
+            base: self.base,
+        })
+        .take(k)
+        {
+            (slot, requests, errors) = (s.slot, requests + s.requests, errors + s.errors);
+            s.merge_latency_into(&mut hist);
+            to = self.entry_end(to);
+        }
+        let mut merged = Vec::new();
+        encode_entry(&mut merged, slot - self.base, requests, errors, &hist);
+        self.bytes.splice(from..to, merged);
+        self.len -= k - 1;
+        if start == 0 {
+            self.front = slot;
+        }
     }
 
     /// Drops slots older than `oldest_kept`.
@@ -126,6 +153,22 @@ impl SlotLog {
         let hist_len = get_varint(&self.bytes, &mut pos) as usize;
         pos + hist_len
     }
+}
+
+/// Appends one entry (header varints, then the frozen histogram) to `out`.
+fn encode_entry(
+    out: &mut Vec<u8>,
+    rel_slot: u64,
+    requests: u64,
+    errors: u64,
+    h: &LatencyHistogram,
+) {
+    let mut hist = Vec::new();
+    h.freeze_into(&mut hist);
+    for v in [rel_slot, requests, errors, hist.len() as u64] {
+        put_varint(out, v);
+    }
+    out.extend_from_slice(&hist);
 }
 
 /// Iterator over a log's slots.
@@ -195,6 +238,34 @@ mod tests {
         // A new base after emptying.
         log.push(5, 1, 0, &hist(&[7]));
         assert_eq!(log.iter().map(|s| s.slot).collect::<Vec<_>>(), [5]);
+    }
+
+    #[test]
+    fn merging_a_range_keeps_its_sums_under_the_last_slot() {
+        let mut log = SlotLog::default();
+        for (i, v) in [
+            (10u64, 1_000u64),
+            (11, 2_000),
+            (13, 3_000),
+            (14, 4_000),
+            (20, 5_000),
+        ] {
+            log.push(i, v / 1_000, 1, &hist(&[v, v * 7]));
+        }
+        log.merge_range(1, 3);
+        let got: Vec<_> = log.iter().map(|s| (s.slot, s.requests, s.errors)).collect();
+        assert_eq!(got, [(10, 1, 1), (14, 9, 3), (20, 5, 1)]);
+        let mut h = LatencyHistogram::new();
+        log.iter().nth(1).unwrap().merge_latency_into(&mut h);
+        assert_eq!(h, hist(&[2_000, 14_000, 3_000, 21_000, 4_000, 28_000]));
+        log.merge_range(0, 2);
+        assert_eq!(log.front_slot(), Some(14));
+        assert_eq!(log.len(), 2);
+        log.push(21, 1, 0, &hist(&[9]));
+        log.pop_front();
+        let got: Vec<_> = log.iter().map(|s| (s.slot, s.requests)).collect();
+        assert_eq!(got, [(20, 5), (21, 1)]);
+        assert_eq!(log.front_slot(), Some(20));
     }
 
     proptest! {

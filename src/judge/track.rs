@@ -15,6 +15,12 @@ pub const MAXQ: usize = 4;
 pub const SLOT_NS: u64 = 10_000_000_000;
 /// History slots kept per stream (5 minutes of 10 s slots that had data).
 pub const SLOTS: usize = 30;
+/// Slots kept one by one at the end of a stream's history: the thresholds read the last
+/// minute and incidents the last 30 s; older slots are only ever summed whole.
+const FINE: u64 = 7;
+/// Older slots that had data are merged this many at a time (one-minute slots at full
+/// traffic), which about halves a busy stream's history.
+const MERGE: usize = 6;
 /// Trace ids kept per stream as exemplars.
 const EXEMPLARS: usize = 4;
 /// Name of the stratum that collects operations beyond the cap.
@@ -77,8 +83,10 @@ pub struct Stream {
     /// The history slot being filled: dense until the next slot starts.
     open: OpenSlot,
     /// Closed slots that had data, oldest first, frozen (requests, errors and latency: all
-    /// the history's readers use). With the open slot, at most [`SLOTS`] slots.
+    /// the history's readers use). The first `coarse` entries each merge [`MERGE`] slots
+    /// older than [`FINE`] slots; with the open slot, at most [`SLOTS`] slots that had data.
     closed: SlotLog,
+    coarse: u8,
     pub exemplars: VecDeque<[u8; 16]>,
 }
 
@@ -116,10 +124,11 @@ impl Stream {
         }
     }
 
-    /// History slots held (those that had data, the open one included).
+    /// History slots held (those that had data, the open one included; a merged entry
+    /// counts its slots).
     #[cfg(test)]
     fn slot_count(&self) -> usize {
-        self.closed.len() + (self.open.n > 0) as usize
+        self.held_slots() + (self.open.n > 0) as usize
     }
 
     /// Starts history slot `slot` when it is later than the open one: the open slot is
@@ -134,18 +143,41 @@ impl Stream {
             self.closed.push(o.slot, o.n, o.err, &o.hist);
             o.hist.reset();
             (o.n, o.err) = (0, 0);
+            self.coarsen(slot);
         } else if release {
             o.hist = LatencyHistogram::default();
         }
-        o.slot = slot;
+        self.open.slot = slot;
+    }
+
+    /// Merges the oldest [`MERGE`] single slots once that many are older than [`FINE`]
+    /// slots before `now_slot`.
+    fn coarsen(&mut self, now_slot: u64) {
+        let start = self.coarse as usize;
+        let old = self
+            .closed
+            .iter()
+            .skip(start)
+            .take_while(|s| s.slot + FINE <= now_slot)
+            .count();
+        if old >= MERGE && self.coarse < u8::MAX {
+            self.closed.merge_range(start, MERGE);
+            self.coarse += 1;
+        }
+    }
+
+    /// Slots that had data among the closed ones (a merged entry counts [`MERGE`]).
+    fn held_slots(&self) -> usize {
+        self.closed.len() + (MERGE - 1) * self.coarse as usize
     }
 
     /// The open slot, about to receive `n` requests with `err` errors (a slot's first data
     /// makes room for it among the kept slots); the caller adds their latency.
     fn add_to_open(&mut self, n: u64, err: u64) -> &mut LatencyHistogram {
         if self.open.n == 0 {
-            while self.closed.len() >= SLOTS {
+            while self.held_slots() >= SLOTS {
                 self.closed.pop_front();
+                self.coarse = self.coarse.saturating_sub(1);
             }
         }
         let o = &mut self.open;
@@ -428,7 +460,9 @@ mod tests {
         }
         let (vt, model) = fed(&ticks);
         let s = vt.streams.values().next().unwrap();
-        for from in [0, 105, 110, 118, 119, 200] {
+        // Slots before 113 (older than FINE) are merged: readers sum them whole.
+        assert!(s.closed.len() < s.slot_count() && s.coarse > 0);
+        for from in [0, 113, 116, 118, 119, 200] {
             let got = s.slots_since(from);
             let (n, err, hist) = sum(&model, |i| i >= from);
             assert_eq!((got.n, got.err), (n, err), "from {from}");
@@ -484,17 +518,25 @@ mod tests {
 
     #[test]
     fn keeps_the_last_slots_that_had_data() {
-        // One tick of data every other slot for 100 slots: the history keeps the last 30.
+        // One tick of data every other slot for 100 slots: the history keeps the last 25-30
+        // (the oldest go six at a time once merged).
         let ticks: Vec<(u64, Vec<u64>)> = (0..200u64)
             .map(|i| (i, if i % 2 == 0 { vec![5_000 + i] } else { vec![] }))
             .collect();
         let (vt, model) = fed(&ticks);
         let s = vt.streams.values().next().unwrap();
-        assert_eq!(s.slot_count(), SLOTS);
-        let kept = &model[model.len() - SLOTS..];
+        let held = s.slot_count();
+        assert!((SLOTS - MERGE + 1..=SLOTS).contains(&held), "{held}");
+        assert!(
+            s.closed.len() <= FINE as usize + SLOTS / MERGE,
+            "{}",
+            s.closed.len()
+        );
+        let kept = &model[model.len() - held..];
         let got = s.slots_since(0);
-        assert_eq!(got.n, SLOTS as u64);
+        assert_eq!(got.n, held as u64);
         assert_eq!(got.hist, sum(kept, |_| true).2);
-        assert_eq!(s.slots_since(kept[0].0 + 1).n, SLOTS as u64 - 1);
+        // The last FINE slots stay single: 194, 196 and 198 had data.
+        assert_eq!(s.slots_since(193).n, 3);
     }
 }
