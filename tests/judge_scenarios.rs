@@ -497,18 +497,26 @@ fn healthy_canary_with_a_high_background_error_rate_promotes_within_three_minute
     );
 }
 
+/// Runs 20 seeds of a scenario where nothing regresses and checks that none rolls back.
+fn twenty_without_rollback(sc: Sc, secs: u64) -> Vec<Run> {
+    (0..20)
+        .map(|seed| {
+            let r = run(sc, seed, secs);
+            assert!(
+                r.culprits.is_empty(),
+                "{sc:?} seed {seed}: false rollback {:?}: {:#?}",
+                r.culprits,
+                r.final_reasons
+            );
+            r
+        })
+        .collect()
+}
+
 #[test]
 fn global_incident_during_a_healthy_canary_is_not_blamed() {
-    let mut incidents = 0;
-    for seed in 0..20 {
-        let r = run(Sc::Global, seed, T0 + 120);
-        assert!(
-            r.culprits.is_empty(),
-            "seed {seed}: false rollback {:?}",
-            r.culprits
-        );
-        incidents += r.incidents as u32;
-    }
+    let runs = twenty_without_rollback(Sc::Global, T0 + 120);
+    let incidents = runs.iter().filter(|r| r.incidents).count();
     println!("Global: 0/20 rollbacks, incident reported in {incidents}/20");
     assert!(incidents >= 10, "incident reported in {incidents}/20");
 }
@@ -517,17 +525,11 @@ fn global_incident_during_a_healthy_canary_is_not_blamed() {
 /// rolled back (its baseline is the replaced version's history, judged per operation).
 #[test]
 fn healthy_replacement_is_never_rolled_back() {
-    let mut promoted = 0;
-    for seed in 0..20 {
-        let r = run(Sc::HealthyReplacement, seed, T0 + 150);
-        assert!(
-            r.culprits.is_empty(),
-            "seed {seed}: false rollback {:?}: {:#?}",
-            r.culprits,
-            r.final_reasons
-        );
-        promoted += (r.final_verdict == Decision::Promote) as u32;
-    }
+    let runs = twenty_without_rollback(Sc::HealthyReplacement, T0 + 150);
+    let promoted = runs
+        .iter()
+        .filter(|r| r.final_verdict == Decision::Promote)
+        .count();
     println!("HealthyReplacement: 0/20 rollbacks, promoted in {promoted}/20");
     // Promotion shows the new version was judged at all (against the history).
     assert!(promoted >= 15, "promoted in {promoted}/20");
@@ -535,9 +537,10 @@ fn healthy_replacement_is_never_rolled_back() {
 
 #[test]
 fn low_traffic_canary_stays_inconclusive() {
-    for seed in 0..20 {
-        let r = run(Sc::LowTraffic, seed, T0 + 120);
-        assert!(r.culprits.is_empty(), "seed {seed}: false rollback");
+    for (seed, r) in twenty_without_rollback(Sc::LowTraffic, T0 + 120)
+        .iter()
+        .enumerate()
+    {
         assert_eq!(r.final_verdict, Decision::Inconclusive, "seed {seed}");
     }
 }
