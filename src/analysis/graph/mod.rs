@@ -105,12 +105,18 @@ impl Graph {
         self.pairing.len()
     }
 
-    /// Most entries the pairing store holds.
     /// Completed pairs remembered for duplicate detection.
     pub fn pairing_tombstones(&self) -> usize {
         self.pairing.tombstones()
     }
 
+    /// Entries of the pairing store's expiry queues.
+    #[cfg(test)]
+    pub fn pairing_queued(&self) -> usize {
+        self.pairing.queued()
+    }
+
+    /// Most entries the pairing store holds.
     pub fn pending_capacity(&self) -> usize {
         self.pairing.capacity()
     }

@@ -133,6 +133,11 @@ impl std::hash::Hasher for Prehashed {
     }
 }
 
+/// Stale queue entries (of pairs that completed) a shard lets accumulate before it drops
+/// them, at least: pairs mostly complete within a batch, so the queue would otherwise hold
+/// every key of the last TTL.
+const FIFO_SLACK: usize = 1024;
+
 /// The sharded, bounded pairing store.
 pub struct PairingStore {
     shards: Box<[Mutex<Shard>]>,
@@ -185,6 +190,12 @@ impl PairingStore {
         } else if span.kind.is_served() {
             self.record_server(span, now, emit);
         }
+    }
+
+    /// Expiry queue entries over all shards (waiting keys and stale ones not yet dropped).
+    #[cfg(test)]
+    pub fn queued(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().fifo.len()).sum()
     }
 
     fn shard(&self, trace: &[u8; 16]) -> &Mutex<Shard> {
@@ -293,11 +304,18 @@ impl PairingStore {
         expires: UnixNanos,
         emit: &mut Emit<'_>,
     ) {
-        if shard.fifo.len() >= 2 * self.cap_per_shard {
-            // Mostly entries of pairs that completed: drop those, keep the waiting ones'
-            // (amortised: at most once per `cap` insertions).
+        if shard.fifo.len() >= 2 * shard.map.len().max(FIFO_SLACK) {
+            // At least half are entries of pairs that completed: drop those, keep the
+            // waiting ones' (amortised: at most two lookups per insertion), and give back
+            // room a burst left.
             let Shard { map, fifo, .. } = shard;
             fifo.retain(|(k, at)| map.get(k).is_some_and(|s| s.expires == *at));
+            if fifo.capacity() > 4 * fifo.len().max(FIFO_SLACK) {
+                fifo.shrink_to(2 * fifo.len().max(FIFO_SLACK));
+            }
+            if map.capacity() > 4 * map.len().max(FIFO_SLACK) {
+                map.shrink_to(2 * map.len().max(FIFO_SLACK));
+            }
         }
         while shard.map.len() >= self.cap_per_shard {
             let Some((old, at)) = shard.fifo.pop_front() else {

@@ -369,3 +369,22 @@ fn completed_pairs_do_not_evict_waiting_spans() {
     let dups = &g.pairing_stats().duplicates;
     assert_eq!(dups.load(std::sync::atomic::Ordering::Relaxed), 2);
 }
+
+/// Pairs that complete leave little behind in the expiry queue: a shard drops the entries
+/// of completed pairs once they are half of its queue, so the queue follows the waiting
+/// keys (here none), not every key of the last TTL (60,000 pairs within one TTL).
+#[test]
+fn completed_pairs_do_not_keep_the_expiry_queue() {
+    let g = graph();
+    for trace in 1..=60_000u64 {
+        let (c, s) = call_pair(trace);
+        assert_eq!(feed(&g, vec![c, s], T0).len(), 1);
+    }
+    assert_eq!(g.pending(), 0);
+    let shards = GraphConfig::default().shards;
+    assert!(
+        g.pairing_queued() <= shards * 2 * 1024,
+        "{} queued",
+        g.pairing_queued()
+    );
+}
