@@ -357,34 +357,26 @@ fn detect(st: &mut State, cfg: &super::JudgeConfig, now: UnixNanos) {
 /// threshold exceedances are there. Versions that are neither judged nor stable lose
 /// their streams.
 fn mark_judged(st: &mut State) {
+    let judged: HashSet<(&Name, &Name, &Name)> = st
+        .deployments
+        .iter()
+        .filter(|(_, d)| d.ended.is_none())
+        .flat_map(|(dk, d)| {
+            std::iter::once(&dk.version)
+                .chain(d.baseline.as_ref())
+                .map(move |v| (&dk.environment, &dk.service, v))
+        })
+        .collect();
     // Stable versions keep their streams (thresholds, incidents, future baselines); until
     // a service has one, all its versions do.
-    for svc in st.services.values_mut() {
-        let stable = svc.stable.clone();
+    for ((env, name), svc) in st.services.iter_mut() {
         for (v, vt) in svc.versions.iter_mut() {
-            vt.judged = false;
-            vt.keeps_streams = stable.as_ref().is_none_or(|s| s == v);
-        }
-    }
-    for (dk, d) in st.deployments.iter().filter(|(_, d)| d.ended.is_none()) {
-        let sk = (dk.environment.clone(), dk.service.clone());
-        let Some(svc) = st.services.get_mut(&sk) else {
-            continue;
-        };
-        for v in std::iter::once(&dk.version).chain(d.baseline.as_ref()) {
-            if let Some(vt) = svc.versions.get_mut(v) {
-                vt.judged = true;
-                vt.keeps_streams = true;
+            vt.judged = judged.contains(&(env, name, v));
+            vt.keeps_streams = vt.judged || svc.stable.as_ref().is_none_or(|s| s == v);
+            if !vt.keeps_streams && !vt.streams.is_empty() {
+                vt.streams = Default::default();
             }
         }
-    }
-    for vt in st
-        .services
-        .values_mut()
-        .flat_map(|s| s.versions.values_mut())
-        .filter(|vt| !vt.keeps_streams && !vt.streams.is_empty())
-    {
-        vt.streams = Default::default();
     }
 }
 

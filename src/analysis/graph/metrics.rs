@@ -20,8 +20,11 @@ const UNPAIRED_TOTAL: &str = "traces_service_graph_unpaired_spans_total";
 impl ExportMetrics for Graph {
     fn export_metrics(&self, w: &mut PromWriter) {
         let mut edges: Vec<(EdgeKey, Cumulative)> = Vec::new();
-        self.edges
-            .for_each(|k, e| edges.push((k.clone(), e.cumulative.clone())));
+        let mut edge_bytes = 0;
+        self.edges.for_each(|k, e| {
+            edges.push((k.clone(), e.cumulative.clone()));
+            edge_bytes += e.memory_bytes();
+        });
         edges.sort_by(|a, b| a.0.cmp(&b.0));
         counters(w, &edges);
         histograms(
@@ -39,7 +42,7 @@ impl ExportMetrics for Graph {
             |c| &c.client,
         );
         self.export_unpaired(w);
-        self.export_self(w);
+        self.export_self(w, edge_bytes);
     }
 }
 
@@ -134,7 +137,8 @@ impl Graph {
         }
     }
 
-    fn export_self(&self, w: &mut PromWriter) {
+    /// Self-metrics; `edge_bytes` is the edges' memory, summed during the edge walk.
+    fn export_self(&self, w: &mut PromWriter, edge_bytes: usize) {
         let s = &self.pairing.stats;
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
         gauge(
@@ -161,13 +165,11 @@ impl Graph {
             "Edges held.",
             self.edge_count() as f64,
         );
-        let mut bytes = 0;
-        self.edges.for_each(|_, e| bytes += e.memory_bytes());
         gauge(
             w,
             "verdict_graph_edges_memory_bytes",
             "Estimated bytes held by the edges (keys, windows, cumulative histograms).",
-            bytes as f64,
+            edge_bytes as f64,
         );
         counter(
             w,
