@@ -4,6 +4,7 @@
 
 use super::emit::{EmitError, Emitter, ExportProtocol, ExportSettings};
 use super::scenario::{Scenario, ScenarioError};
+use super::span::SimResource;
 use super::topology::{Topology, TopologyError};
 use super::traffic::{TrafficError, TrafficGen};
 use std::path::PathBuf;
@@ -130,6 +131,17 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// Builds the SDK pipelines on a blocking thread: one scenario's take seconds (a tracer
+/// and a meter provider per resource, each with its own thread), and the runtime's workers
+/// must stay free for the other scenarios and the runner's API polls meanwhile.
+async fn build_emitter(
+    settings: ExportSettings,
+    resources: Vec<SimResource>,
+) -> Result<Emitter, SimError> {
+    let built = tokio::task::spawn_blocking(move || Emitter::new(settings, &resources)).await;
+    Ok(built.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?)
+}
+
 /// Emits the scenario in real time: offset zero is now; returns when its duration has
 /// passed or `cancel` fires, after flushing the exporters.
 pub async fn simulate(
@@ -140,7 +152,7 @@ pub async fn simulate(
 ) -> Result<SimStats, SimError> {
     let started = tokio::time::Instant::now();
     let mut generator = TrafficGen::new(topo, scenario.clone(), unix_now())?;
-    let mut emitter = Emitter::new(settings, &generator.resources())?;
+    let mut emitter = build_emitter(settings, generator.resources()).await?;
     let mut stats = SimStats::default();
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -175,7 +187,7 @@ pub async fn emit_burst(
     requests: usize,
 ) -> Result<SimStats, SimError> {
     let mut generator = TrafficGen::new(topo, scenario, t0)?;
-    let mut emitter = Emitter::new(settings, &generator.resources())?;
+    let mut emitter = build_emitter(settings, generator.resources()).await?;
     for _ in 0..requests {
         let trace = generator.next_trace();
         emitter.emit(&trace.spans)?;
