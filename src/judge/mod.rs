@@ -191,13 +191,16 @@ impl State {
         let served = matches!(key.scope, Scope::SelfScope | Scope::Incoming);
         let cap = cfg.max_operations * 4;
         let (thresholds, vt) = track(&mut self.services, &mut self.overflow, cfg, who, now)?;
-        let th = thresholds.get(&key);
         vt.last_seen = now;
         if served {
             vt.last_served = now;
         }
-        if vt.keeps_streams && vt.observe(key, o, th, cap, now) {
-            self.overflow += 1;
+        // Most versions of a large fleet keep no streams: skip the thresholds' lookup.
+        if vt.keeps_streams {
+            let th = thresholds.get(&key);
+            if vt.observe(key, o, th, cap, now) {
+                self.overflow += 1;
+            }
         }
         Some(vt)
     }
