@@ -138,8 +138,13 @@ async fn build_emitter(
     settings: ExportSettings,
     resources: Vec<SimResource>,
 ) -> Result<Emitter, SimError> {
-    let built = tokio::task::spawn_blocking(move || Emitter::new(settings, &resources)).await;
-    Ok(built.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?)
+    let built = tokio::task::spawn_blocking(move || Emitter::new(settings, &resources))
+        .await
+        .unwrap_or_else(|e| match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("building the SDK pipelines did not finish: {e}"),
+        });
+    Ok(built?)
 }
 
 /// Emits the scenario in real time: offset zero is now; returns when its duration has
