@@ -136,7 +136,7 @@ impl std::hash::Hasher for Prehashed {
 /// Stale queue entries (of pairs that completed) a shard lets accumulate before it drops
 /// them, at least: pairs mostly complete within a batch, so the queue would otherwise hold
 /// every key of the last TTL.
-const FIFO_SLACK: usize = 1024;
+pub(super) const FIFO_SLACK: usize = 1024;
 
 /// The sharded, bounded pairing store.
 pub struct PairingStore {

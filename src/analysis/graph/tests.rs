@@ -383,7 +383,7 @@ fn completed_pairs_do_not_keep_the_expiry_queue() {
     assert_eq!(g.pending(), 0);
     let shards = GraphConfig::default().shards;
     assert!(
-        g.pairing_queued() <= shards * 2 * 1024,
+        g.pairing_queued() <= shards * 2 * super::pairing::FIFO_SLACK,
         "{} queued",
         g.pairing_queued()
     );
