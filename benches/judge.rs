@@ -163,6 +163,23 @@ fn bench(c: &mut Criterion) {
             judge.on_edges(black_box(edges), now);
         })
     });
+    // The same spans as an SDK or Collector sends them: grouped by resource (one run per
+    // service version, about 55 spans each), 512 per batch.
+    let mut grouped: Vec<_> = batches.iter().flat_map(|(b, _)| b.spans.clone()).collect();
+    grouped.sort_by(|a, b| {
+        (&a.resource.service, &a.resource.version).cmp(&(&b.resource.service, &b.resource.version))
+    });
+    let grouped: Vec<SpanBatch> = grouped
+        .chunks(512)
+        .map(|c| SpanBatch { spans: c.to_vec() })
+        .collect();
+    grp.bench_function("observe 512 spans grouped by resource", |b| {
+        b.iter(|| {
+            let spans = &grouped[i % grouped.len()];
+            i += 1;
+            judge.on_spans(black_box(spans), now);
+        })
+    });
     // A tick after a second of traffic (8 batches, fed outside the measurement).
     grp.throughput(Throughput::Elements(1));
     let mut t = now;

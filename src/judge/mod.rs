@@ -17,7 +17,8 @@ pub mod track;
 
 use crate::analysis::Observer;
 use crate::model::{
-    DeploymentVerdict, EdgeCall, Incident, MetricBatch, Name, NodeKind, Scope, SpanBatch, UnixNanos,
+    DeploymentVerdict, EdgeCall, Incident, MetricBatch, Name, NodeKind, Scope, SpanBatch,
+    SpanRecord, UnixNanos,
 };
 use ahash::AHashMap as HashMap;
 use config::JudgeConfig;
@@ -165,19 +166,25 @@ fn track<'a>(
     Some((&svc.thresholds, vt))
 }
 
-impl State {
-    /// The version's track (created when new, within the caps), marked seen at `now`.
-    fn seen(
-        &mut self,
-        cfg: &JudgeConfig,
-        who: (&Name, &Name, &Name),
-        now: UnixNanos,
-    ) -> Option<&mut VersionTrack> {
-        let (_, vt) = track(&mut self.services, &mut self.overflow, cfg, who, now)?;
-        vt.last_seen = now;
-        Some(vt)
+/// Counts one observation into a version's stream when the version keeps streams (most
+/// versions of a large fleet do not: their thresholds are not even looked up).
+fn count(
+    vt: &mut VersionTrack,
+    thresholds: &HashMap<StreamKey, track::Thresholds>,
+    overflow: &mut u64,
+    (key, o): (StreamKey, Obs),
+    cap: usize,
+    now: UnixNanos,
+) {
+    if vt.keeps_streams {
+        let th = thresholds.get(&key);
+        if vt.observe(key, o, th, cap, now) {
+            *overflow += 1;
+        }
     }
+}
 
+impl State {
     /// Counts one observation of a stream; returns the version's track for the caller's
     /// bookkeeping.
     fn observe(
@@ -195,14 +202,62 @@ impl State {
         if served {
             vt.last_served = now;
         }
-        // Most versions of a large fleet keep no streams: skip the thresholds' lookup.
-        if vt.keeps_streams {
-            let th = thresholds.get(&key);
-            if vt.observe(key, o, th, cap, now) {
-                self.overflow += 1;
+        count(vt, thresholds, &mut self.overflow, (key, o), cap, now);
+        Some(vt)
+    }
+
+    /// Counts a run of spans of one resource: served spans into their self-scope streams,
+    /// every span as a sighting and, while a deployment is live, into the path buffer. The
+    /// version's track is looked up once per run.
+    fn observe_run(&mut self, cfg: &JudgeConfig, run: &[SpanRecord], now: UnixNanos) {
+        let r = &run[0].resource;
+        let who = (&r.environment, &r.service, &r.version);
+        let cap = cfg.max_operations * 4;
+        let State {
+            services,
+            overflow,
+            path,
+            any_live,
+            ..
+        } = self;
+        let shared = match track(services, overflow, cfg, who, now) {
+            Some((thresholds, vt)) => {
+                vt.last_seen = now;
+                for s in run.iter().filter(|s| s.kind.is_served()) {
+                    vt.last_served = now;
+                    vt.has_server_spans = true;
+                    vt.served_total += 1;
+                    let o = Obs {
+                        latency_ns: s.duration_ns(),
+                        error: s.error,
+                        trace_id: Some(s.trace_id),
+                        n: 1,
+                    };
+                    count(
+                        vt,
+                        thresholds,
+                        overflow,
+                        (self_key(&s.operation), o),
+                        cap,
+                        now,
+                    );
+                }
+                if vt.k8s.is_none() {
+                    vt.k8s = r.k8s_deployment.clone();
+                }
+                vt.resource.get_or_insert_with(|| r.clone()).clone()
+            }
+            None => {
+                // Refused by the caps: every span of the run counts, as one by one.
+                *overflow += run.len() as u64 - 1;
+                r.clone()
+            }
+        };
+        if *any_live {
+            for s in run {
+                path.hold(s, shared.clone(), now);
             }
         }
-        Some(vt)
     }
 }
 
@@ -225,34 +280,16 @@ fn peer_key(scope: Scope, peer: &Name) -> StreamKey {
 impl Observer for Judge {
     fn on_spans(&self, batch: &SpanBatch, now: UnixNanos) {
         let mut st = self.state.lock();
-        for s in &batch.spans {
-            let r = &s.resource;
-            let who = (&r.environment, &r.service, &r.version);
-            let vt = if s.kind.is_served() {
-                let o = Obs {
-                    latency_ns: s.duration_ns(),
-                    error: s.error,
-                    trace_id: Some(s.trace_id),
-                    n: 1,
-                };
-                let mut vt = st.observe(&self.cfg, who, self_key(&s.operation), o, now);
-                if let Some(vt) = vt.as_deref_mut() {
-                    vt.has_server_spans = true;
-                    vt.served_total += 1;
-                }
-                vt
-            } else {
-                st.seen(&self.cfg, who, now)
-            };
-            let shared = vt.map(|vt| {
-                if vt.k8s.is_none() {
-                    vt.k8s = r.k8s_deployment.clone();
-                }
-                vt.resource.get_or_insert_with(|| r.clone()).clone()
-            });
-            if st.any_live {
-                st.path.hold(s, shared.unwrap_or_else(|| r.clone()), now);
-            }
+        // OTLP groups spans by resource: each run of one resource looks up its track once.
+        let mut i = 0;
+        while i < batch.spans.len() {
+            let res = &batch.spans[i].resource;
+            let run = batch.spans[i..]
+                .iter()
+                .take_while(|s| std::sync::Arc::ptr_eq(&s.resource, res))
+                .count();
+            st.observe_run(&self.cfg, &batch.spans[i..i + run], now);
+            i += run;
         }
     }
 
@@ -542,5 +579,71 @@ mod tests {
         for r in &batches[1..] {
             assert_eq!(Arc::strong_count(r), 1, "{}", r.instance);
         }
+    }
+
+    /// Runs of one resource (as OTLP batches come) count exactly as the same spans sent one
+    /// per batch: sightings, served totals, stream counts, and the cap's refusals per span.
+    #[test]
+    fn runs_of_one_resource_count_as_single_spans() {
+        let cfg = JudgeConfig {
+            decision_log: String::new(),
+            max_versions: 2,
+            ..Default::default()
+        };
+        let (v1, v2, v3) = (
+            resource("1", "pod"),
+            resource("2", "pod"),
+            resource("3", "pod"),
+        );
+        let mut spans = Vec::new();
+        for (r, n) in [(&v1, 3), (&v2, 2), (&v3, 4), (&v1, 1)] {
+            for id in 0..n {
+                let mut s = span(r, spans.len() as u8);
+                if id == 0 {
+                    s.kind = SpanKind::Client;
+                }
+                spans.push(s);
+            }
+        }
+        let grouped = Judge::new(&cfg).unwrap();
+        grouped.on_spans(
+            &SpanBatch {
+                spans: spans.clone(),
+            },
+            7,
+        );
+        let single = Judge::new(&cfg).unwrap();
+        for s in &spans {
+            single.on_spans(
+                &SpanBatch {
+                    spans: vec![s.clone()],
+                },
+                7,
+            );
+        }
+        let summary = |j: &Judge| {
+            let st = j.state.lock();
+            let svc = &st.services[&(Name::from("prod"), Name::from("checkout"))];
+            let mut versions: Vec<_> = svc
+                .versions
+                .iter()
+                .map(|(v, t)| {
+                    let n: u64 = t.streams.values().map(|s| s.tick.n).sum();
+                    (v.to_string(), t.served_total, t.last_seen, t.last_served, n)
+                })
+                .collect();
+            versions.sort();
+            (versions, st.overflow)
+        };
+        let got = summary(&grouped);
+        assert_eq!(got, summary(&single));
+        // v1: 4 spans, 2 served; v2: 2 spans, 1 served; v3 refused by the cap, span by span.
+        assert_eq!(
+            got,
+            (
+                vec![("1".to_string(), 2, 7, 7, 2), ("2".to_string(), 1, 7, 7, 1)],
+                4
+            )
+        );
     }
 }
