@@ -167,6 +167,15 @@ pub struct SpanBatch {
     pub spans: Vec<SpanRecord>,
 }
 
+/// Splits items into maximal runs sharing one resource (the same `Arc`), in order: OTLP
+/// groups spans and points by resource, so per-resource work is done once per run.
+pub fn resource_runs<T>(
+    items: &[T],
+    resource: impl Fn(&T) -> &Arc<Resource>,
+) -> impl Iterator<Item = &[T]> {
+    items.chunk_by(move |a, b| Arc::ptr_eq(resource(a), resource(b)))
+}
+
 /// One request-duration metric data point, already converted to a delta for its stream.
 /// Comes from histograms such as `http.server.request.duration` or `rpc.server.duration`.
 #[derive(Debug, Clone, PartialEq)]

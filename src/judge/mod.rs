@@ -280,16 +280,9 @@ fn peer_key(scope: Scope, peer: &Name) -> StreamKey {
 impl Observer for Judge {
     fn on_spans(&self, batch: &SpanBatch, now: UnixNanos) {
         let mut st = self.state.lock();
-        // OTLP groups spans by resource: each run of one resource looks up its track once.
-        let mut i = 0;
-        while i < batch.spans.len() {
-            let res = &batch.spans[i].resource;
-            let run = batch.spans[i..]
-                .iter()
-                .take_while(|s| std::sync::Arc::ptr_eq(&s.resource, res))
-                .count();
-            st.observe_run(&self.cfg, &batch.spans[i..i + run], now);
-            i += run;
+        // Each run of one resource looks up its version's track once.
+        for run in crate::model::resource_runs(&batch.spans, |s| &s.resource) {
+            st.observe_run(&self.cfg, run, now);
         }
     }
 

@@ -126,15 +126,8 @@ impl SeriesStore {
             oldest: self.oldest_kept(slot),
         };
         let mut counts = RunCounts::default();
-        let mut i = 0;
-        while i < items.len() {
-            let res = items[i].resource();
-            let run = items[i..]
-                .iter()
-                .take_while(|s| Arc::ptr_eq(s.resource(), res))
-                .count();
-            self.record_run(&items[i..i + run], at, &mut counts);
-            i += run;
+        for run in crate::model::resource_runs(items, |i| i.resource()) {
+            self.record_run(run, at, &mut counts);
         }
         counts.publish(&self.counters);
     }
