@@ -3,9 +3,10 @@
 //! tests, decides, logs changes, refreshes baseline thresholds and looks for incidents.
 
 use super::decide::{self, Context};
+use super::observe::peer_key;
 use super::signal::{StratumTick, TestKey};
 use super::track::{Counts, ServiceTrack, StreamKey, SLOT_NS};
-use super::{peer_key, Deployment, Judge, JudgeTick, State};
+use super::{Deployment, Judge, JudgeTick, State};
 use crate::analysis::series::SeriesStore;
 use crate::clock::rfc3339;
 use crate::model::{

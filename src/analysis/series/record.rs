@@ -126,7 +126,7 @@ impl SeriesStore {
             oldest: self.oldest_kept(slot),
         };
         let mut counts = RunCounts::default();
-        for run in crate::model::resource_runs(items, |i| i.resource()) {
+        for run in crate::model::resource_runs(items, |item| item.resource()) {
             self.record_run(run, at, &mut counts);
         }
         counts.publish(&self.counters);
