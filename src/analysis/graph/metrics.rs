@@ -8,7 +8,7 @@ use super::edges::EdgeKey;
 use super::histogram_slot::{Cumulative, PromHistogram, PROM_BUCKETS_SECONDS};
 use super::pairing::Side;
 use super::Graph;
-use crate::telemetry::{ExportMetrics, PromType, PromWriter};
+use crate::telemetry::{label_set, ExportMetrics, PromType, PromWriter};
 use std::sync::atomic::Ordering;
 
 const REQUEST_TOTAL: &str = "traces_service_graph_request_total";
@@ -26,10 +26,13 @@ impl ExportMetrics for Graph {
             edge_bytes += e.memory_bytes();
         });
         edges.sort_by(|a, b| a.0.cmp(&b.0));
-        counters(w, &edges);
+        // Rendered from the copy, with no lock held: the writer may wait at boundaries.
+        let sets: Vec<String> = edges.iter().map(|(k, _)| label_set(&labels(k))).collect();
+        counters(w, &edges, &sets);
         histograms(
             w,
             &edges,
+            &sets,
             SERVER_SECONDS,
             "Server-side latency of calls between two nodes.",
             |c| &c.server,
@@ -37,6 +40,7 @@ impl ExportMetrics for Graph {
         histograms(
             w,
             &edges,
+            &sets,
             CLIENT_SECONDS,
             "Client-side latency of calls between two nodes.",
             |c| &c.client,
@@ -57,24 +61,28 @@ fn labels(k: &EdgeKey) -> [(&'static str, &str); 6] {
     ]
 }
 
-fn counters(w: &mut PromWriter, edges: &[(EdgeKey, Cumulative)]) {
+/// `edges[i]`'s label set is `sets[i]`.
+fn counters(w: &mut PromWriter, edges: &[(EdgeKey, Cumulative)], sets: &[String]) {
     w.family(REQUEST_TOTAL, PromType::Counter, "Calls between two nodes.");
-    for (k, c) in edges {
-        w.sample(REQUEST_TOTAL, &labels(k), c.requests as f64);
+    for ((_, c), set) in edges.iter().zip(sets) {
+        w.sample_with(REQUEST_TOTAL, set, &[], c.requests as f64);
+        w.boundary();
     }
     w.family(
         FAILED_TOTAL,
         PromType::Counter,
         "Failed calls between two nodes (either side in error).",
     );
-    for (k, c) in edges {
-        w.sample(FAILED_TOTAL, &labels(k), c.failed as f64);
+    for ((_, c), set) in edges.iter().zip(sets) {
+        w.sample_with(FAILED_TOTAL, set, &[], c.failed as f64);
+        w.boundary();
     }
 }
 
 fn histograms(
     w: &mut PromWriter,
     edges: &[(EdgeKey, Cumulative)],
+    sets: &[String],
     name: &str,
     help: &str,
     side: impl Fn(&Cumulative) -> &[PromHistogram; 2],
@@ -85,26 +93,27 @@ fn histograms(
         format!("{name}_sum"),
         format!("{name}_count"),
     );
-    for (k, c) in edges {
+    let le: Vec<String> = PROM_BUCKETS_SECONDS
+        .iter()
+        .map(|b| b.to_string())
+        .chain(["+Inf".to_string()])
+        .collect();
+    for ((_, c), set) in edges.iter().zip(sets) {
         for (failed, h) in side(c).iter().enumerate() {
             if h.count == 0 {
                 continue;
             }
-            let mut l: Vec<(&str, &str)> = labels(k).to_vec();
-            l.push(("failed", if failed == 1 { "true" } else { "false" }));
+            let failed = [("failed", if failed == 1 { "true" } else { "false" })];
+            let set = format!("{set},{}", label_set(&failed));
             let mut cumulative = 0;
-            for (i, n) in h.buckets.iter().enumerate() {
+            for (n, le) in h.buckets.iter().zip(&le) {
                 cumulative += n;
-                let le = PROM_BUCKETS_SECONDS
-                    .get(i)
-                    .map_or("+Inf".to_string(), |b| b.to_string());
-                let mut with_le = l.clone();
-                with_le.push(("le", &le));
-                w.sample(&bucket, &with_le, cumulative as f64);
+                w.sample_with(&bucket, &set, &[("le", le)], cumulative as f64);
             }
-            w.sample(&sum, &l, h.sum_seconds);
-            w.sample(&count, &l, h.count as f64);
+            w.sample_with(&sum, &set, &[], h.sum_seconds);
+            w.sample_with(&count, &set, &[], h.count as f64);
         }
+        w.boundary();
     }
 }
 

@@ -1,0 +1,30 @@
+//! The analyzer's own telemetry: structured `tracing` logs and a small Prometheus text
+//! writer that every component uses to render its counters from live state at scrape time.
+
+mod prom;
+
+pub use prom::{label_set, PromType, PromWriter};
+
+/// Initializes `tracing` logs: `RUST_LOG` filters (default `info`), `VERDICT_LOG_FORMAT=json`
+/// switches to JSON lines.
+pub fn init_logs() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("VERDICT_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Something that renders its own metrics into the `/metrics` page.
+///
+/// An exporter may call [`PromWriter::boundary`] where it holds no lock (the graph does so
+/// between edges): a streaming writer may wait there for the scraper to read.
+pub trait ExportMetrics: Send + Sync {
+    fn export_metrics(&self, w: &mut PromWriter);
+}
