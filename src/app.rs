@@ -134,6 +134,7 @@ pub async fn start(
         ready: ready.clone(),
         alerting: alerting.clone(),
         judge: judge.clone(),
+        scrapes: Arc::new(tokio::sync::Semaphore::new(crate::api::health::MAX_SCRAPES)),
     };
     let (api_addr, api) = spawn_api(&config.api.addr, state.clone()).await?;
     let delivery_stop = CancellationToken::new();

@@ -30,6 +30,8 @@ pub struct AppState {
     pub alerting: Arc<crate::alert::Alerting>,
     /// Deployments and their verdicts.
     pub judge: Arc<crate::judge::Judge>,
+    /// Permits for `/metrics` renders in progress ([`health::MAX_SCRAPES`]).
+    pub scrapes: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
             ready: Arc::new(AtomicBool::new(true)),
             alerting,
             judge,
+            scrapes: Arc::new(tokio::sync::Semaphore::new(health::MAX_SCRAPES)),
         })
     }
 }

@@ -5,10 +5,15 @@
 
 use bytes::Bytes;
 use std::fmt::Write;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::Sender;
 
 /// Text staged before it is compressed, and the size of a streamed chunk.
 const CHUNK: usize = 64 << 10;
+/// How long a streaming writer waits for a scraper that reads nothing before giving the
+/// page up (Prometheus's default scrape timeout).
+const SEND_WAIT: Duration = Duration::from_secs(10);
 
 /// Writes Prometheus text exposition format; see the module documentation for the modes.
 #[derive(Debug, Default)]
@@ -19,6 +24,7 @@ pub struct PromWriter {
     /// scraper has gone, after which output is discarded.
     stream: Option<Sender<Bytes>>,
     streaming: bool,
+    send_wait: Duration,
 }
 
 /// Metric types of the text format.
@@ -49,13 +55,15 @@ impl PromWriter {
 
     /// A writer that sends its output, gzip-compressed or not, to `tx` in chunks of about
     /// 64 KiB at each [`PromWriter::boundary`], and the rest at
-    /// [`PromWriter::finish_stream`]. Sending waits while `tx` is full, so it must run on a
-    /// blocking thread.
+    /// [`PromWriter::finish_stream`], which then sends an empty chunk: the end marker, whose
+    /// absence tells the reader the page was cut short. Sending waits while `tx` is full (up
+    /// to 10 s a chunk, then the page is given up), so it must run on a blocking thread.
     pub fn streaming(gzip: bool, tx: Sender<Bytes>) -> Self {
         let base = if gzip { Self::gzip() } else { Self::new() };
         Self {
             stream: Some(tx),
             streaming: true,
+            send_wait: SEND_WAIT,
             ..base
         }
     }
@@ -89,17 +97,32 @@ impl PromWriter {
     }
 
     fn send(&mut self, chunk: Vec<u8>) {
-        if chunk.is_empty() {
-            return;
+        if !chunk.is_empty() {
+            self.send_bytes(Bytes::from(chunk));
         }
-        if let Some(tx) = &self.stream {
-            if tx.blocking_send(Bytes::from(chunk)).is_err() {
-                self.stream = None;
+    }
+
+    /// Sends one chunk, waiting at most `send_wait` for room; a reader that is gone or
+    /// reads nothing that long ends the stream (later output is discarded).
+    fn send_bytes(&mut self, mut chunk: Bytes) {
+        let Some(tx) = &self.stream else { return };
+        let deadline = Instant::now() + self.send_wait;
+        loop {
+            match tx.try_send(chunk) {
+                Ok(()) => return,
+                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
+                    chunk = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(_) => {
+                    self.stream = None;
+                    return;
+                }
             }
         }
     }
 
-    /// Sends what is left of a streaming writer's output and ends the stream.
+    /// Sends what is left of a streaming writer's output, then the end marker.
     pub fn finish_stream(mut self) {
         self.spill(true);
         let rest = match self.gzip.take() {
@@ -107,6 +130,7 @@ impl PromWriter {
             None => std::mem::take(&mut self.out).into_bytes(),
         };
         self.send(rest);
+        self.send_bytes(Bytes::new());
     }
 
     /// Writes the HELP and TYPE lines of a metric family.
@@ -254,6 +278,11 @@ mod tests {
             chunks.push(c);
         }
         writer.join().unwrap();
+        assert_eq!(
+            chunks.pop(),
+            Some(Bytes::new()),
+            "the stream ends with the marker"
+        );
         chunks
     }
 
@@ -266,6 +295,10 @@ mod tests {
             let chunks = streamed(gzip);
             // At least one chunk before the end: `finish_stream` sends only one.
             assert!(chunks.len() >= 2, "gzip {gzip}: {} chunks", chunks.len());
+            assert!(
+                chunks.iter().all(|c| !c.is_empty()),
+                "only the marker is empty"
+            );
             // A chunk is sent at the first boundary past 64 KiB: plain text at most one
             // boundary's worth (two short lines here) more; compressed output at most what
             // one 64 KiB spill of text compresses to more.
@@ -292,6 +325,25 @@ mod tests {
         assert!(w.stream.is_none(), "the closed channel is noticed");
         assert!(w.out.len() < CHUNK + 1024, "output is discarded, not kept");
         w.finish_stream();
+    }
+
+    #[test]
+    fn a_scraper_that_reads_nothing_is_given_up_without_the_end_marker() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let mut w = PromWriter::streaming(false, tx);
+        w.send_wait = Duration::from_millis(50);
+        let started = Instant::now();
+        render(&mut w);
+        w.finish_stream();
+        // One chunk fit in the channel; every later send waited 50 ms at most, once.
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let first = rx.blocking_recv().expect("the first chunk");
+        assert!(!first.is_empty());
+        assert_eq!(
+            rx.blocking_recv(),
+            None,
+            "no marker: the page was cut short"
+        );
     }
 
     #[test]
