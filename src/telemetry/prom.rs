@@ -5,8 +5,8 @@
 
 use bytes::Bytes;
 use std::fmt::Write;
-use std::time::{Duration, Instant};
-use tokio::sync::mpsc::error::TrySendError;
+use std::time::Duration;
+use tokio::runtime::Handle;
 use tokio::sync::mpsc::Sender;
 
 /// Text staged before it is compressed, and the size of a streamed chunk.
@@ -25,6 +25,8 @@ pub struct PromWriter {
     stream: Option<Sender<Bytes>>,
     streaming: bool,
     send_wait: Duration,
+    /// The runtime whose timer bounds the wait for the reader (streaming writers only).
+    runtime: Option<Handle>,
 }
 
 /// Metric types of the text format.
@@ -57,13 +59,15 @@ impl PromWriter {
     /// 64 KiB at each [`PromWriter::boundary`], and the rest at
     /// [`PromWriter::finish_stream`], which then sends an empty chunk: the end marker, whose
     /// absence tells the reader the page was cut short. Sending waits while `tx` is full (up
-    /// to 10 s a chunk, then the page is given up), so it must run on a blocking thread.
+    /// to 10 s a chunk, then the page is given up), so it must run on one of the runtime's
+    /// blocking threads (`spawn_blocking`); it panics outside a runtime.
     pub fn streaming(gzip: bool, tx: Sender<Bytes>) -> Self {
         let base = if gzip { Self::gzip() } else { Self::new() };
         Self {
             stream: Some(tx),
             streaming: true,
             send_wait: SEND_WAIT,
+            runtime: Some(Handle::current()),
             ..base
         }
     }
@@ -104,21 +108,13 @@ impl PromWriter {
 
     /// Sends one chunk, waiting at most `send_wait` for room; a reader that is gone or
     /// reads nothing that long ends the stream (later output is discarded).
-    fn send_bytes(&mut self, mut chunk: Bytes) {
-        let Some(tx) = &self.stream else { return };
-        let deadline = Instant::now() + self.send_wait;
-        loop {
-            match tx.try_send(chunk) {
-                Ok(()) => return,
-                Err(TrySendError::Full(back)) if Instant::now() < deadline => {
-                    chunk = back;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(_) => {
-                    self.stream = None;
-                    return;
-                }
-            }
+    fn send_bytes(&mut self, chunk: Bytes) {
+        let (Some(tx), Some(rt)) = (&self.stream, &self.runtime) else {
+            return;
+        };
+        let sent = rt.block_on(tokio::time::timeout(self.send_wait, tx.send(chunk)));
+        if !matches!(sent, Ok(Ok(()))) {
+            self.stream = None;
         }
     }
 
@@ -265,10 +261,18 @@ mod tests {
         assert_eq!(gunzip(&body), text);
     }
 
-    /// Runs a streaming writer on its own thread and collects the chunks it sends.
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+    }
+
+    /// Runs a streaming writer on a blocking thread and collects the chunks it sends.
     fn streamed(gzip: bool) -> Vec<Bytes> {
         let (tx, mut rx) = tokio::sync::mpsc::channel(2);
-        let writer = std::thread::spawn(move || {
+        let rt = runtime();
+        let writer = rt.spawn_blocking(move || {
             let mut w = PromWriter::streaming(gzip, tx);
             render(&mut w);
             w.finish_stream();
@@ -277,7 +281,7 @@ mod tests {
         while let Some(c) = rx.blocking_recv() {
             chunks.push(c);
         }
-        writer.join().unwrap();
+        rt.block_on(writer).unwrap();
         assert_eq!(
             chunks.pop(),
             Some(Bytes::new()),
@@ -320,23 +324,32 @@ mod tests {
     fn streaming_stops_sending_when_the_scraper_is_gone() {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         drop(rx);
-        let mut w = PromWriter::streaming(false, tx);
-        render(&mut w);
-        assert!(w.stream.is_none(), "the closed channel is noticed");
-        assert!(w.out.len() < CHUNK + 1024, "output is discarded, not kept");
-        w.finish_stream();
+        let rt = runtime();
+        let left = rt.spawn_blocking(move || {
+            let mut w = PromWriter::streaming(false, tx);
+            render(&mut w);
+            let left = (w.stream.is_none(), w.out.len());
+            w.finish_stream();
+            left
+        });
+        let (gone, staged) = rt.block_on(left).unwrap();
+        assert!(gone, "the closed channel is noticed");
+        assert!(staged < CHUNK + 1024, "output is discarded, not kept");
     }
 
     #[test]
     fn a_scraper_that_reads_nothing_is_given_up_without_the_end_marker() {
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-        let mut w = PromWriter::streaming(false, tx);
-        w.send_wait = Duration::from_millis(50);
-        let started = Instant::now();
-        render(&mut w);
-        w.finish_stream();
-        // One chunk fit in the channel; every later send waited 50 ms at most, once.
-        assert!(started.elapsed() < Duration::from_secs(5));
+        let rt = runtime();
+        let writer = rt.spawn_blocking(move || {
+            let mut w = PromWriter::streaming(false, tx);
+            w.send_wait = Duration::from_millis(50);
+            render(&mut w);
+            w.finish_stream();
+        });
+        // One chunk fits in the channel; the next send waits 50 ms and gives the page up
+        // (without the wait's bound this would never return).
+        rt.block_on(writer).unwrap();
         let first = rx.blocking_recv().expect("the first chunk");
         assert!(!first.is_empty());
         assert_eq!(
