@@ -32,3 +32,6 @@ curl -s -o /dev/null -H 'Accept-Encoding: gzip' -w "gzip: bytes=%{size_download}
 echo "after gzip: $(mem)"
 wait "$LOAD"
 cat target/metrics-scrape-load.txt
+kill -TERM "$PID"
+wait "$PID" || true
+trap - EXIT
