@@ -119,26 +119,21 @@ mod tests {
         state.metrics = Arc::new(vec![
             state.judge.clone() as Arc<dyn crate::telemetry::ExportMetrics>
         ]);
-        let get = || Request::get("/metrics").body(Body::empty()).unwrap();
+        let scrape = || {
+            let req = Request::get("/metrics").body(Body::empty()).unwrap();
+            routes().with_state(state.clone()).oneshot(req)
+        };
         let held = state
             .scrapes
             .clone()
             .acquire_many_owned(MAX_SCRAPES as u32)
             .await
             .unwrap();
-        let resp = routes()
-            .with_state(state.clone())
-            .oneshot(get())
-            .await
-            .unwrap();
+        let resp = scrape().await.unwrap();
         assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
         drop(held);
-        let resp = routes()
-            .with_state(state.clone())
-            .oneshot(get())
-            .await
-            .unwrap();
+        let resp = scrape().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         let body = axum::body::to_bytes(resp.into_body(), 1 << 24)
             .await
