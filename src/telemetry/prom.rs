@@ -23,9 +23,9 @@ pub struct PromWriter {
     /// Streaming writers send finished chunks here (the response body); `None` once the
     /// scraper has gone, after which output is discarded.
     stream: Option<Sender<Bytes>>,
-    streaming: bool,
     send_wait: Duration,
-    /// The runtime whose timer bounds the wait for the reader (streaming writers only).
+    /// The runtime whose timer bounds the wait for the reader: set exactly for streaming
+    /// writers.
     runtime: Option<Handle>,
 }
 
@@ -65,7 +65,6 @@ impl PromWriter {
         let base = if gzip { Self::gzip() } else { Self::new() };
         Self {
             stream: Some(tx),
-            streaming: true,
             send_wait: SEND_WAIT,
             runtime: Some(Handle::current()),
             ..base
@@ -87,7 +86,7 @@ impl PromWriter {
     /// A point where the caller holds no lock: a streaming writer sends a full chunk here
     /// (waiting for the scraper if its queue is full). Other writers do nothing.
     pub fn boundary(&mut self) {
-        if !self.streaming {
+        if self.runtime.is_none() {
             return;
         }
         let chunk = match self.gzip.as_mut() {
