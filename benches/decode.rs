@@ -18,7 +18,7 @@ use std::hint::black_box;
 use verdict::receiver::decode::decode_traces_proto;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const NOW: u64 = 1_800_000_000_000_000_000;
 const SPANS: usize = 512;

@@ -11,7 +11,7 @@
 #   FLEET=1 benches/e2e_load.sh         # a fleet-like call graph instead of the worst case
 #   CONFIG=my.yaml benches/e2e_load.sh  # serve with a configuration file (no `graph:` key if GRAPH=off)
 #   PERF_OUT=/tmp/perf.data benches/e2e_load.sh   # also profile the server for 10 s
-#   SERVE_ENV="MIMALLOC_PURGE_DELAY=-1" benches/e2e_load.sh   # environment for the server
+#   SERVE_ENV="_RJEM_MALLOC_CONF=background_thread:true" benches/e2e_load.sh   # environment for the server
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
