@@ -128,6 +128,8 @@ fn pairing_throughput(c: &mut Criterion) {
                     graph.record_spans(batch, T0 + i as u64 * 1_000_000, &mut out);
                     out.clear();
                 }
+                // The buffered calls are applied to the edge windows too.
+                black_box(graph.flush());
                 black_box(graph)
             },
             BatchSize::LargeInput,

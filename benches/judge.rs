@@ -1,5 +1,6 @@
 //! Judge benchmarks: the cost per span of the judge's observations (`on_spans` and
-//! `on_edges` for a 512-span batch of client/server pairs) and of one judging tick, on a
+//! `on_edges` for a 512-span batch of client/server pairs, its 256 calls grouped by edge
+//! as a graph flush hands them on) and of one judging tick, on a
 //! fleet of 200 services x 3 versions (the first serving 90 %) with 4 callees each and
 //! every non-stable version a live deployment.
 
@@ -8,6 +9,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use verdict::analysis::config::StateConfig;
 use verdict::analysis::graph::fixtures::{resource, span};
+use verdict::analysis::graph::EdgeRuns;
 use verdict::analysis::series::SeriesStore;
 use verdict::analysis::Observer;
 use verdict::judge::config::JudgeConfig;
@@ -61,7 +63,7 @@ fn batch(
     res: &[Vec<Arc<Resource>>],
     ops: &[Name],
     now: UnixNanos,
-) -> (SpanBatch, Vec<EdgeCall>) {
+) -> (SpanBatch, EdgeRuns) {
     let (mut spans, mut edges) = (Vec::with_capacity(512), Vec::with_capacity(256));
     for _ in 0..256 {
         let caller = g.below(SERVICES as u64) as usize;
@@ -111,7 +113,7 @@ fn batch(
             time_unix_nano: start + client_ns,
         });
     }
-    (SpanBatch { spans }, edges)
+    (SpanBatch { spans }, EdgeRuns::from_calls(&edges, now))
 }
 
 /// A judge that has seen 70 s of the fleet's traffic (ticked every second), so every

@@ -30,6 +30,7 @@ fn state() -> (AppState, tempfile::TempDir) {
         ),
     ];
     analyzer.record(&IngestItem::Spans(SpanBatch { spans }), T0);
+    analyzer.graph.flush();
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0 + 1_000_000_000));
     let state = AppState::standalone(analyzer, clock, dir.path()).unwrap();

@@ -7,6 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
 use std::sync::Arc;
 use verdict::analysis::config::StateConfig;
+use verdict::analysis::graph::EdgeRuns;
 use verdict::analysis::series::SeriesStore;
 use verdict::analysis::Observer;
 use verdict::judge::config::JudgeConfig;
@@ -352,7 +353,7 @@ fn run_with(sc: Sc, seed: u64, secs: u64, base_errors: BaseErrors) -> Run {
         }
         let now = base_t + (sec + 1) * S;
         judge.on_spans(&SpanBatch { spans }, now);
-        judge.on_edges(&edges, now);
+        judge.on_edges(&EdgeRuns::from_calls(&edges, now), now);
         let tick = judge.tick(&series, now);
         out.incidents |= !tick.incidents.is_empty();
         for v in &tick.verdicts {

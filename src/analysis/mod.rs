@@ -8,7 +8,8 @@ pub mod histogram;
 pub mod series;
 pub mod slot_log;
 
-use crate::model::{EdgeCall, IngestItem, MetricBatch, SpanBatch, UnixNanos};
+use crate::model::{IngestItem, MetricBatch, SpanBatch, UnixNanos};
+use graph::EdgeRuns;
 use std::sync::Arc;
 
 /// A consumer of the analysed stream (the judge). Called on the analysis workers, so it
@@ -16,8 +17,9 @@ use std::sync::Arc;
 pub trait Observer: Send + Sync {
     /// Spans as they arrive.
     fn on_spans(&self, _batch: &SpanBatch, _now: UnixNanos) {}
-    /// Calls completed by the graph (paired, or expired into virtual-node edges).
-    fn on_edges(&self, _edges: &[EdgeCall], _now: UnixNanos) {}
+    /// Calls completed by the graph (paired, or expired into virtual-node edges), grouped
+    /// by edge, as each flush of the graph applies them (every tick at least).
+    fn on_edges(&self, _runs: &EdgeRuns, _now: UnixNanos) {}
     /// Request-duration metric deltas.
     fn on_metrics(&self, _batch: &MetricBatch, _now: UnixNanos) {}
 }
@@ -50,15 +52,15 @@ impl Analyzer {
         match item {
             IngestItem::Spans(batch) => {
                 self.series.record_spans(batch, now);
-                let mut edges = Vec::new();
+                let mut runs = None;
                 if self.graph_enabled {
-                    self.graph.record_spans(batch, now, &mut edges);
+                    runs = self.graph.record_spans(batch, now, &mut Vec::new());
                 }
                 for o in &self.observers {
                     o.on_spans(batch, now);
-                    if !edges.is_empty() {
-                        o.on_edges(&edges, now);
-                    }
+                }
+                if let Some(runs) = runs {
+                    self.deliver(&runs, now);
                 }
             }
             IngestItem::Metrics(batch) => {
@@ -74,11 +76,14 @@ impl Analyzer {
     /// virtual-node edges, retires idle versions.
     pub fn tick(&self, now: UnixNanos) {
         self.series.tick(now);
-        let mut edges = Vec::new();
-        self.graph.tick(now, &mut edges);
-        if !edges.is_empty() {
+        let runs = self.graph.tick(now, &mut Vec::new());
+        self.deliver(&runs, now);
+    }
+
+    fn deliver(&self, runs: &EdgeRuns, now: UnixNanos) {
+        if !runs.is_empty() {
             for o in &self.observers {
-                o.on_edges(&edges, now);
+                o.on_edges(runs, now);
             }
         }
     }
@@ -112,6 +117,7 @@ mod tests {
         let state = config::StateConfig::default();
         let on = Analyzer::new(&state, &graph::config::GraphConfig::default());
         on.record(&pair(), 2_000);
+        on.graph.flush();
         assert_eq!(on.graph.snapshot(Some("e"), 0, u64::MAX).edges.len(), 1);
         let off_cfg = graph::config::GraphConfig {
             enabled: false,

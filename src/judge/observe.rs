@@ -5,10 +5,9 @@
 use super::config::JudgeConfig;
 use super::track::{self, Obs, ServiceTrack, StreamKey, VersionTrack};
 use super::{Judge, State};
+use crate::analysis::graph::{EdgeRuns, EdgeSample};
 use crate::analysis::Observer;
-use crate::model::{
-    EdgeCall, MetricBatch, Name, NodeKind, Scope, SpanBatch, SpanRecord, UnixNanos,
-};
+use crate::model::{MetricBatch, Name, NodeKind, Scope, SpanBatch, SpanRecord, UnixNanos};
 use ahash::AHashMap as HashMap;
 
 /// The service's thresholds and the version's track for an observation, created when new
@@ -95,6 +94,46 @@ impl State {
         Some(vt)
     }
 
+    /// Counts one edge's calls (a run of a graph flush) into one stream of a version: the
+    /// caller's outgoing or the callee's incoming stream for the peer. Latency is the
+    /// caller's view (client span) when there was one.
+    fn observe_calls(
+        &mut self,
+        cfg: &JudgeConfig,
+        who: (&Name, &Name, &Name),
+        key: StreamKey,
+        calls: &[EdgeSample],
+    ) {
+        let Some(last) = calls.iter().map(|c| c.at).max() else {
+            return;
+        };
+        let served = key.scope == Scope::Incoming;
+        let cap = cfg.max_operations * 4;
+        let Some((thresholds, vt)) = track(&mut self.services, &mut self.overflow, cfg, who, last)
+        else {
+            // Refused by the caps: every call counts, as one by one.
+            self.overflow += calls.len() as u64 - 1;
+            return;
+        };
+        vt.last_seen = vt.last_seen.max(last);
+        if served {
+            vt.last_served = vt.last_served.max(last);
+        }
+        if vt.keeps_streams {
+            let th = thresholds.get(&key);
+            let obs = calls.iter().map(|c| {
+                let o = Obs {
+                    latency_ns: c.client_ns().or(c.server_ns()),
+                    error: c.failed,
+                    trace_id: Some(c.trace_id),
+                    n: 1,
+                };
+                (o, c.at)
+            });
+            self.overflow += vt.observe_many(key, obs, th, cap);
+        }
+    }
+
     /// Counts a run of spans of one resource: served spans into their self-scope streams,
     /// every span as a sighting and, while a deployment is live, into the path buffer. The
     /// version's track is looked up once per run.
@@ -175,30 +214,22 @@ impl Observer for Judge {
         }
     }
 
-    fn on_edges(&self, edges: &[EdgeCall], now: UnixNanos) {
+    fn on_edges(&self, runs: &EdgeRuns, _now: UnixNanos) {
         let mut st = self.state.lock();
-        for e in edges {
-            let lat = e.client_ns.or(e.server_ns);
-            let o = Obs {
-                latency_ns: lat,
-                error: e.failed,
-                trace_id: Some(e.trace_id),
-                n: 1,
-            };
-            st.observe(
+        for run in runs.iter() {
+            let k = run.key;
+            st.observe_calls(
                 &self.cfg,
-                (&e.environment, &e.caller, &e.caller_version),
-                peer_key(Scope::Outgoing, &e.callee),
-                o,
-                now,
+                (&k.environment, &k.caller, &k.caller_version),
+                peer_key(Scope::Outgoing, &k.callee),
+                run.calls,
             );
-            if e.callee_kind == NodeKind::Service && !e.callee_version.is_empty() {
-                st.observe(
+            if run.callee_kind == NodeKind::Service && !k.callee_version.is_empty() {
+                st.observe_calls(
                     &self.cfg,
-                    (&e.environment, &e.callee, &e.callee_version),
-                    peer_key(Scope::Incoming, &e.caller),
-                    o,
-                    now,
+                    (&k.environment, &k.callee, &k.callee_version),
+                    peer_key(Scope::Incoming, &k.caller),
+                    run.calls,
                 );
             }
         }

@@ -100,6 +100,45 @@ struct OpenSlot {
 }
 
 impl Stream {
+    /// Counts one observation at `now`: into the history and into the tick against `th`;
+    /// a judged version also keeps its latency and, for errors and slow requests, its
+    /// trace id.
+    fn count(&mut self, o: &Obs, th: Option<&Thresholds>, judged: bool, now: UnixNanos) {
+        self.record_history(now / SLOT_NS, o);
+        let t = &mut self.tick;
+        t.n += o.n;
+        if o.error {
+            t.err += o.n;
+        }
+        let mut slow = false;
+        if let Some(lat) = o.latency_ns {
+            if judged {
+                t.hist.record_n(lat, o.n);
+            }
+            if let Some(th) = th {
+                t.n_lat += o.n;
+                for i in 0..th.len {
+                    if lat > th.base[i] {
+                        t.exc_base[i] += o.n;
+                    }
+                    if lat > th.cand[i] {
+                        t.exc_cand[i] += o.n;
+                        slow = i + 1 == th.len;
+                    }
+                    if lat > th.promote[i] {
+                        t.exc_promote[i] += o.n;
+                    }
+                }
+            }
+        }
+        if let (Some(id), true, true) = (o.trace_id, o.error || slow, judged) {
+            if self.exemplars.len() >= EXEMPLARS {
+                self.exemplars.pop_front();
+            }
+            self.exemplars.push_back(id);
+        }
+    }
+
     /// Counts of slots at or after `from_slot` (requests, errors and latency; the threshold
     /// counts are left at zero: readers recount them from the histogram).
     pub fn slots_since(&self, from_slot: u64) -> Counts {
@@ -260,15 +299,28 @@ impl VersionTrack {
     }
 
     /// Counts an observation at `now`: into the history, and into the tick against `th`
-    /// (the service's thresholds for the stream).
+    /// (the service's thresholds for the stream). True when the stream cap sent it to the
+    /// overflow stream.
     pub fn observe(
         &mut self,
-        mut key: StreamKey,
+        key: StreamKey,
         o: Obs,
         th: Option<&Thresholds>,
         cap: usize,
         now: UnixNanos,
     ) -> bool {
+        self.observe_many(key, std::iter::once((o, now)), th, cap) > 0
+    }
+
+    /// Counts observations of one stream (each with its time), looking the stream up once.
+    /// Returns how many the stream cap sent to the overflow stream.
+    pub fn observe_many(
+        &mut self,
+        mut key: StreamKey,
+        obs: impl Iterator<Item = (Obs, UnixNanos)>,
+        th: Option<&Thresholds>,
+        cap: usize,
+    ) -> u64 {
         use std::collections::hash_map::Entry;
         let full = self.streams.len() >= cap;
         let mut overflow = false;
@@ -285,41 +337,16 @@ impl VersionTrack {
                 self.streams.entry(key).or_default()
             }
         };
-        s.record_history(now / SLOT_NS, &o);
-        let t = &mut s.tick;
-        t.n += o.n;
-        let bad_err = o.error;
-        if o.error {
-            t.err += o.n;
+        let mut n = 0;
+        for (o, now) in obs {
+            s.count(&o, th, self.judged, now);
+            n += 1;
         }
-        let mut slow = false;
-        if let Some(lat) = o.latency_ns {
-            if self.judged {
-                t.hist.record_n(lat, o.n);
-            }
-            if let Some(th) = th {
-                t.n_lat += o.n;
-                for i in 0..th.len {
-                    if lat > th.base[i] {
-                        t.exc_base[i] += o.n;
-                    }
-                    if lat > th.cand[i] {
-                        t.exc_cand[i] += o.n;
-                        slow = i + 1 == th.len;
-                    }
-                    if lat > th.promote[i] {
-                        t.exc_promote[i] += o.n;
-                    }
-                }
-            }
+        if overflow {
+            n
+        } else {
+            0
         }
-        if let (Some(id), true, true) = (o.trace_id, bad_err || slow, self.judged) {
-            if s.exemplars.len() >= EXEMPLARS {
-                s.exemplars.pop_front();
-            }
-            s.exemplars.push_back(id);
-        }
-        overflow
     }
 
     /// Closes the tick of every stream; returns this tick's counts per stream when the

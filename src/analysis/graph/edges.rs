@@ -2,13 +2,27 @@
 //! connection_type)` rolling time slots of calls, failures, client-side and server-side
 //! latency, plus cumulative servicegraph counters for `/metrics`. Capped: calls on new
 //! edges beyond the cap go to one overflow edge and are counted.
+//!
+//! Calls are not applied one by one: a worker looks up each call's edge id by a keyed
+//! 64-bit fingerprint of its names in a compact index (small enough to stay in cache) and
+//! appends a 48-byte sample to a buffer; a flush (every tick, or when the buffer holds
+//! [`FLUSH_AT`] calls) groups the buffer by edge and applies each edge's calls together,
+//! so an edge's state is fetched from memory once per flush rather than once per call.
+//! The flush hands the grouped calls on ([`EdgeRuns`]) for the judge.
 
 use super::histogram_slot::{Cumulative, EdgeSlot};
+use super::pairing::Prehashed;
+use super::runs::{EdgeRuns, EdgeSample};
 use crate::analysis::histogram::LatencyHistogram;
 use crate::model::{ConnectionType, EdgeCall, Name, NodeKind, UnixNanos};
-use dashmap::DashMap;
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Buffered calls at which the recording worker flushes them itself (about 3.5 MB), so
+/// the buffer stays bounded whatever the tick does.
+pub const FLUSH_AT: usize = 1 << 14;
 
 /// Name used for both ends of the overflow edge.
 pub const OVERFLOW_NODE: &str = "__overflow__";
@@ -44,7 +58,7 @@ impl ConnectionTypeOrd {
 }
 
 impl EdgeKey {
-    fn of(c: &EdgeCall) -> Self {
+    pub fn of(c: &EdgeCall) -> Self {
         Self {
             environment: c.environment.clone(),
             caller: c.caller.clone(),
@@ -96,7 +110,9 @@ impl EdgeState {
         }
     }
 
-    fn record(&mut self, c: &EdgeCall, slot_start: UnixNanos) {
+    fn record(&mut self, c: &EdgeSample, slot_ns: u64) {
+        let slot_start = c.at - c.at % slot_ns;
+        self.last_seen = self.last_seen.max(c.at);
         if self.slots.back().is_none_or(|s| s.start < slot_start) {
             if let Some(open) = self.slots.back_mut() {
                 open.freeze();
@@ -135,11 +151,56 @@ impl EdgeState {
     }
 }
 
+/// An edge held by the store.
+#[derive(Debug)]
+struct Edge {
+    key: EdgeKey,
+    /// The fingerprint it is indexed under (none for the overflow edge).
+    fingerprint: Option<u64>,
+    state: EdgeState,
+}
+
+/// The worker-facing side: edge ids by fingerprint and the buffered calls.
+#[derive(Debug, Default)]
+struct Index {
+    ids: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    /// Ids of retired edges, for reuse.
+    free: Vec<u32>,
+    next: u32,
+    overflow_id: Option<u32>,
+    /// Edges created since the last flush: (id, fingerprint, key, callee kind).
+    created: Vec<(u32, Option<u64>, EdgeKey, NodeKind)>,
+    /// Calls waiting for the next flush, by edge id.
+    pending: Vec<(u32, EdgeSample)>,
+    /// Calls on the overflow edge since the last flush, by the index of their own edge in
+    /// `spill_keys`: the judge still sees which versions they joined.
+    spilled: Vec<(u32, EdgeSample)>,
+    spill_ids: HashMap<u64, u32, BuildHasherDefault<Prehashed>>,
+    spill_keys: Vec<(EdgeKey, NodeKind)>,
+}
+
+impl Index {
+    fn allocate(&mut self) -> u32 {
+        self.free.pop().unwrap_or_else(|| {
+            self.next += 1;
+            self.next - 1
+        })
+    }
+
+    fn buffered(&self) -> usize {
+        self.pending.len() + self.spilled.len()
+    }
+}
+
 /// All edges, capped.
 pub struct EdgeStore {
-    edges: DashMap<EdgeKey, EdgeState, ahash::RandomState>,
+    /// Locked per recorded batch (briefly) and by a flush only to take the buffer. Lock
+    /// order: `index`, then `edges`.
+    index: Mutex<Index>,
+    /// Edge states by id; written by flushes and retirement, read by snapshots.
+    edges: RwLock<Vec<Option<Edge>>>,
+    fingerprint: ahash::RandomState,
     max_edges: usize,
-    count: AtomicUsize,
     slot_ns: u64,
     horizon_ns: u64,
     /// Calls recorded on the overflow edge because the cap was reached.
@@ -151,9 +212,10 @@ pub struct EdgeStore {
 impl EdgeStore {
     pub fn new(max_edges: usize, slot: std::time::Duration, horizon: std::time::Duration) -> Self {
         Self {
-            edges: DashMap::with_hasher(ahash::RandomState::new()),
+            index: Mutex::new(Index::default()),
+            edges: RwLock::new(Vec::new()),
+            fingerprint: ahash::RandomState::new(),
             max_edges: max_edges.max(1),
-            count: AtomicUsize::new(0),
             slot_ns: (slot.as_nanos() as u64).max(1),
             horizon_ns: horizon.as_nanos() as u64,
             overflow_calls: AtomicU64::new(0),
@@ -165,76 +227,211 @@ impl EdgeStore {
         self.slot_ns
     }
 
+    /// Edges held as of the last flush (including the overflow edge when present).
     pub fn len(&self) -> usize {
-        self.edges.len()
+        self.edges.read().iter().flatten().count()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.edges.is_empty()
+        self.len() == 0
     }
 
-    /// Records calls into the slot holding `now`.
-    pub fn record(&self, calls: &[EdgeCall], now: UnixNanos) {
-        let slot_start = now - now % self.slot_ns;
-        for c in calls {
-            self.record_one(c, now, slot_start);
+    /// Calls waiting for the next flush.
+    pub fn buffered(&self) -> usize {
+        self.index.lock().buffered()
+    }
+
+    /// Keyed hash of an edge's identity. Two edges sharing one would be merged; with a
+    /// per-process random key and at most a few hundred thousand edges the chance is
+    /// below 1e-8, and crafted names cannot aim at it.
+    fn fingerprint_of(&self, c: &EdgeCall) -> u64 {
+        let mut h = self.fingerprint.build_hasher();
+        for name in [
+            &c.environment,
+            &c.caller,
+            &c.caller_version,
+            &c.callee,
+            &c.callee_version,
+        ] {
+            name.as_str().hash(&mut h);
         }
+        (c.connection_type as u8).hash(&mut h);
+        h.finish()
     }
 
-    fn record_one(&self, c: &EdgeCall, now: UnixNanos, slot_start: UnixNanos) {
-        let key = EdgeKey::of(c);
-        if let Some(mut e) = self.edges.get_mut(&key) {
-            e.last_seen = now;
-            e.record(c, slot_start);
+    /// Buffers calls recorded at `now`; true when the buffer is full enough that the
+    /// caller should [`flush`](Self::flush) it.
+    pub fn record(&self, calls: &[EdgeCall], now: UnixNanos) -> bool {
+        if calls.is_empty() {
+            return false;
+        }
+        let fingerprints: Vec<u64> = calls.iter().map(|c| self.fingerprint_of(c)).collect();
+        let mut ix = self.index.lock();
+        for (c, fp) in calls.iter().zip(fingerprints) {
+            let sample = EdgeSample::of(c, now);
+            match ix.ids.get(&fp) {
+                Some(&id) => ix.pending.push((id, sample)),
+                None => self.first_call(&mut ix, fp, c, sample),
+            }
+        }
+        ix.buffered() >= FLUSH_AT
+    }
+
+    /// A call on an edge not indexed: a new edge below the cap, else the overflow edge.
+    fn first_call(&self, ix: &mut Index, fp: u64, c: &EdgeCall, sample: EdgeSample) {
+        if ix.ids.len() < self.max_edges {
+            let id = ix.allocate();
+            ix.ids.insert(fp, id);
+            ix.created
+                .push((id, Some(fp), EdgeKey::of(c), c.callee_kind));
+            ix.pending.push((id, sample));
             return;
         }
-        let key = if self.count.fetch_add(1, Ordering::AcqRel) < self.max_edges {
-            key
-        } else {
-            self.count.fetch_sub(1, Ordering::AcqRel);
-            self.overflow_calls.fetch_add(1, Ordering::Relaxed);
-            EdgeKey::overflow()
-        };
-        let is_overflow = key.caller == OVERFLOW_NODE;
-        let mut e = self
-            .edges
-            .entry(key)
-            .or_insert_with(|| EdgeState::new(c.callee_kind, now));
-        if !is_overflow && e.cumulative.requests > 0 {
-            // Another worker created the same edge first: give back the reservation.
-            self.count.fetch_sub(1, Ordering::AcqRel);
+        self.overflow_calls.fetch_add(1, Ordering::Relaxed);
+        if ix.overflow_id.is_none() {
+            let id = ix.allocate();
+            ix.overflow_id = Some(id);
+            ix.created
+                .push((id, None, EdgeKey::overflow(), NodeKind::Service));
         }
-        e.last_seen = now;
-        e.record(c, slot_start);
+        let next = ix.spill_keys.len() as u32;
+        let spill = *ix.spill_ids.entry(fp).or_insert(next);
+        if spill == next {
+            ix.spill_keys.push((EdgeKey::of(c), c.callee_kind));
+        }
+        ix.spilled.push((spill, sample));
     }
 
-    /// Drops slots older than the horizon and edges idle for a whole horizon.
+    /// Applies the buffered calls to their edges and returns them grouped by edge.
+    pub fn flush(&self) -> EdgeRuns {
+        let mut ix = self.index.lock();
+        if ix.buffered() == 0 && ix.created.is_empty() {
+            return EdgeRuns::default();
+        }
+        let pending = std::mem::take(&mut ix.pending);
+        let spilled = std::mem::take(&mut ix.spilled);
+        let spill_keys = std::mem::take(&mut ix.spill_keys);
+        ix.spill_ids.clear();
+        let created = std::mem::take(&mut ix.created);
+        let overflow_id = ix.overflow_id;
+        let mut edges = self.edges.write();
+        drop(ix);
+        for (id, fingerprint, key, kind) in created {
+            let id = id as usize;
+            if edges.len() <= id {
+                edges.resize_with(id + 1, || None);
+            }
+            edges[id] = Some(Edge {
+                key,
+                fingerprint,
+                state: EdgeState::new(kind, 0),
+            });
+        }
+        let mut runs = EdgeRuns::default();
+        let by_edge = Grouped::of(&pending, edges.len());
+        drop(pending);
+        for (id, range) in by_edge.runs() {
+            if let Some(e) = edges[id].as_mut() {
+                let calls = &by_edge.samples[range.clone()];
+                for c in calls {
+                    e.state.record(c, self.slot_ns);
+                }
+                runs.push_range(e.key.clone(), e.state.callee_kind, range);
+            }
+        }
+        runs.extend_samples(by_edge.samples);
+        let by_spill = Grouped::of(&spilled, spill_keys.len());
+        if let Some(o) = overflow_id.and_then(|id| edges[id as usize].as_mut()) {
+            let base = runs.calls();
+            for ((key, kind), (_, range)) in spill_keys.into_iter().zip(by_spill.runs()) {
+                for c in &by_spill.samples[range.clone()] {
+                    o.state.record(c, self.slot_ns);
+                }
+                runs.push_range(key, kind, range.start + base..range.end + base);
+            }
+            runs.extend_samples(by_spill.samples);
+        }
+        runs
+    }
+
+    /// Drops slots older than the horizon and edges idle for a whole horizon (edges with
+    /// buffered calls are kept).
     pub fn retire(&self, now: UnixNanos) {
         let oldest = now.saturating_sub(self.horizon_ns);
         let slot_ns = self.slot_ns;
-        self.edges.retain(|k, e| {
+        let mut ix = self.index.lock();
+        let mut edges = self.edges.write();
+        let mut busy = vec![false; edges.len()];
+        let spilling = ix.overflow_id.filter(|_| !ix.spilled.is_empty());
+        for id in ix.pending.iter().map(|p| p.0).chain(spilling) {
+            if let Some(b) = busy.get_mut(id as usize) {
+                *b = true;
+            }
+        }
+        for (id, slot) in edges.iter_mut().enumerate() {
+            let Some(e) = slot else { continue };
             while e
+                .state
                 .slots
                 .front()
                 .is_some_and(|s| s.start.saturating_add(slot_ns) <= oldest)
             {
-                e.slots.pop_front();
+                e.state.slots.pop_front();
             }
-            let keep = e.last_seen > oldest;
-            if !keep {
-                self.retired.fetch_add(1, Ordering::Relaxed);
-                if k.caller != OVERFLOW_NODE {
-                    self.count.fetch_sub(1, Ordering::AcqRel);
+            if e.state.last_seen > oldest || busy[id] {
+                continue;
+            }
+            self.retired.fetch_add(1, Ordering::Relaxed);
+            match e.fingerprint {
+                Some(fp) => {
+                    ix.ids.remove(&fp);
                 }
+                None => ix.overflow_id = None,
             }
-            keep
-        });
+            ix.free.push(id as u32);
+            *slot = None;
+        }
     }
 
-    /// Calls `f` on every edge (holding one shard lock at a time).
+    /// Calls `f` on every edge as of the last flush (holding the read lock).
     pub fn for_each(&self, mut f: impl FnMut(&EdgeKey, &EdgeState)) {
-        for e in self.edges.iter() {
-            f(e.key(), e.value());
+        for e in self.edges.read().iter().flatten() {
+            f(&e.key, &e.state);
         }
+    }
+}
+
+/// Buffered calls grouped by id with a stable counting sort: the calls of id `i` are
+/// `samples[starts[i]..starts[i + 1]]`, in the order they were recorded.
+struct Grouped {
+    starts: Vec<u32>,
+    samples: Vec<EdgeSample>,
+}
+
+impl Grouped {
+    /// Groups `(id, call)` pairs whose ids are below `ids` (others are dropped).
+    fn of(pending: &[(u32, EdgeSample)], ids: usize) -> Self {
+        let mut starts = vec![0u32; ids + 1];
+        for (id, _) in pending.iter().filter(|(id, _)| (*id as usize) < ids) {
+            starts[*id as usize + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let mut at = starts.clone();
+        let mut samples = vec![EdgeSample::EMPTY; starts[ids] as usize];
+        for (id, s) in pending.iter().filter(|(id, _)| (*id as usize) < ids) {
+            samples[at[*id as usize] as usize] = *s;
+            at[*id as usize] += 1;
+        }
+        Self { starts, samples }
+    }
+
+    /// Each id with calls and the range of its calls.
+    fn runs(&self) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> + '_ {
+        self.starts
+            .windows(2)
+            .enumerate()
+            .filter_map(|(id, w)| (w[1] > w[0]).then_some((id, w[0] as usize..w[1] as usize)))
     }
 }

@@ -2,8 +2,9 @@
 //! once the slot closes) and cumulatively for the servicegraph Prometheus histograms.
 
 use super::edges::EdgeTotals;
+use super::runs::EdgeSample;
 use crate::analysis::histogram::{FrozenHistogram, LatencyHistogram};
-use crate::model::{EdgeCall, UnixNanos};
+use crate::model::UnixNanos;
 
 /// Upper bounds (seconds) of the Prometheus `le` buckets: the Collector servicegraph
 /// connector's defaults.
@@ -61,13 +62,13 @@ impl EdgeSlot {
         }
     }
 
-    pub fn record(&mut self, c: &EdgeCall) {
+    pub fn record(&mut self, c: &EdgeSample) {
         self.calls += 1;
         self.failures += c.failed as u64;
-        if let (Some(ns), Hist::Open(h)) = (c.client_ns, &mut self.client) {
+        if let (Some(ns), Hist::Open(h)) = (c.client_ns(), &mut self.client) {
             h.record(ns);
         }
-        if let (Some(ns), Hist::Open(h)) = (c.server_ns, &mut self.server) {
+        if let (Some(ns), Hist::Open(h)) = (c.server_ns(), &mut self.server) {
             h.record(ns);
         }
     }
@@ -122,14 +123,14 @@ pub struct Cumulative {
 }
 
 impl Cumulative {
-    pub fn record(&mut self, c: &EdgeCall) {
+    pub fn record(&mut self, c: &EdgeSample) {
         self.requests += 1;
         self.failed += c.failed as u64;
         let i = c.failed as usize;
-        if let Some(ns) = c.client_ns {
+        if let Some(ns) = c.client_ns() {
             self.client[i].record(ns);
         }
-        if let Some(ns) = c.server_ns {
+        if let Some(ns) = c.server_ns() {
             self.server[i].record(ns);
         }
     }

@@ -1,7 +1,9 @@
 //! The versioned dependency-error graph: pairs client and server spans into calls between
 //! service versions ([`pairing`], [`calls`]), keeps rolling windows per edge ([`edges`]),
 //! and serves them as a snapshot ([`snapshot`], [`dot`]) and as servicegraph metrics
-//! ([`metrics`]). Fed by the analysis workers; completed calls go on to the judge.
+//! ([`metrics`]). Fed by the analysis workers; completed calls are buffered and applied
+//! to the edges at each flush, which hands them on, grouped by edge, to the judge
+//! ([`runs`]).
 
 pub mod calls;
 pub mod config;
@@ -11,8 +13,10 @@ pub mod fixtures;
 pub mod histogram_slot;
 pub mod metrics;
 pub mod pairing;
+pub mod runs;
 pub mod snapshot;
 
+pub use runs::{EdgeRun, EdgeRuns, EdgeSample};
 pub use snapshot::{EdgeView, GraphSnapshot, NodeView, Quantiles};
 
 use crate::model::{EdgeCall, Name, SpanBatch, UnixNanos};
@@ -52,8 +56,15 @@ impl Graph {
     }
 
     /// Records spans; calls completed by them (pairs, database/messaging calls, roots, and
-    /// entries evicted early from a full store) are appended to `out`.
-    pub fn record_spans(&self, batch: &SpanBatch, now: UnixNanos, out: &mut Vec<EdgeCall>) {
+    /// entries evicted early from a full store) are appended to `out` and buffered for the
+    /// edges. When the buffer is full it is flushed here and its runs returned (for the
+    /// judge); otherwise the next [`tick`](Self::tick) flushes it.
+    pub fn record_spans(
+        &self,
+        batch: &SpanBatch,
+        now: UnixNanos,
+        out: &mut Vec<EdgeCall>,
+    ) -> Option<EdgeRuns> {
         let start = out.len();
         let mut unpaired = Vec::new();
         let mut emit = Emit {
@@ -63,14 +74,16 @@ impl Graph {
         for span in &batch.spans {
             self.pairing.record(span, now, &mut emit);
         }
-        self.edges.record(&out[start..], now);
+        let full = self.edges.record(&out[start..], now);
         self.count_unpaired(unpaired);
+        full.then(|| self.edges.flush())
     }
 
     /// Expires unpaired spans past the TTL: client spans become virtual-node edges
-    /// (appended to `out`), server spans without a client are counted unpaired. Also
+    /// (appended to `out`), server spans without a client are counted unpaired. Then
+    /// flushes the buffered calls into the edges (returning them grouped by edge) and
     /// retires edge slots and edges older than the horizon.
-    pub fn tick(&self, now: UnixNanos, out: &mut Vec<EdgeCall>) {
+    pub fn tick(&self, now: UnixNanos, out: &mut Vec<EdgeCall>) -> EdgeRuns {
         let start = out.len();
         let mut unpaired = Vec::new();
         self.pairing.expire_until(
@@ -81,8 +94,16 @@ impl Graph {
             },
         );
         self.edges.record(&out[start..], now);
+        let runs = self.edges.flush();
         self.edges.retire(now);
         self.count_unpaired(unpaired);
+        runs
+    }
+
+    /// Applies the buffered calls to the edges now; returns them grouped by edge. The
+    /// snapshot and `/metrics` show the edges as of the last flush.
+    pub fn flush(&self) -> EdgeRuns {
+        self.edges.flush()
     }
 
     /// Nodes and edges with calls in `[from, to)`, optionally of one environment.
@@ -162,5 +183,7 @@ impl Graph {
     }
 }
 
+#[cfg(test)]
+mod flush_tests;
 #[cfg(test)]
 mod tests;

@@ -117,7 +117,7 @@ impl Tombstones {
 
 /// Hasher for values that already are uniform 64-bit hashes (the fingerprints).
 #[derive(Default)]
-struct Prehashed(u64);
+pub(super) struct Prehashed(u64);
 
 impl std::hash::Hasher for Prehashed {
     fn finish(&self) -> u64 {

@@ -18,6 +18,7 @@ fn graph() -> Graph {
 fn feed(g: &Graph, spans: Vec<SpanRecord>, now: u64) -> Vec<EdgeCall> {
     let mut out = Vec::new();
     g.record_spans(&SpanBatch { spans }, now, &mut out);
+    g.flush();
     out
 }
 
