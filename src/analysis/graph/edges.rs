@@ -20,8 +20,9 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Buffered calls at which the recording worker flushes them itself (about 3.5 MB), so
-/// the buffer stays bounded whatever the tick does.
+/// Buffered calls at which the recording worker flushes them itself (under 1 MB), so the
+/// buffer stays bounded whatever the tick does. 65,536 held about 10 MiB more at the peak
+/// for no measurable gain (docs/benchmarks.md).
 pub const FLUSH_AT: usize = 1 << 14;
 
 /// Name used for both ends of the overflow edge.
