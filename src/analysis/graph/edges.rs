@@ -102,12 +102,20 @@ pub struct EdgeTotals {
 }
 
 impl EdgeState {
-    fn new(kind: NodeKind, now: UnixNanos) -> Self {
+    /// An edge without calls yet (`last_seen` comes from its first call).
+    fn new(kind: NodeKind) -> Self {
         Self {
             callee_kind: kind,
             slots: VecDeque::new(),
             cumulative: Cumulative::default(),
-            last_seen: now,
+            last_seen: 0,
+        }
+    }
+
+    /// Records calls in the order given, each in the slot of its arrival time.
+    fn record_all(&mut self, calls: &[EdgeSample], slot_ns: u64) {
+        for c in calls {
+            self.record(c, slot_ns);
         }
     }
 
@@ -325,7 +333,7 @@ impl EdgeStore {
             edges[id] = Some(Edge {
                 key,
                 fingerprint,
-                state: EdgeState::new(kind, 0),
+                state: EdgeState::new(kind),
             });
         }
         let mut runs = EdgeRuns::default();
@@ -333,10 +341,8 @@ impl EdgeStore {
         drop(pending);
         for (id, range) in by_edge.runs() {
             if let Some(e) = edges[id].as_mut() {
-                let calls = &by_edge.samples[range.clone()];
-                for c in calls {
-                    e.state.record(c, self.slot_ns);
-                }
+                e.state
+                    .record_all(&by_edge.samples[range.clone()], self.slot_ns);
                 runs.push_range(e.key.clone(), e.state.callee_kind, range);
             }
         }
@@ -345,9 +351,8 @@ impl EdgeStore {
         if let Some(o) = overflow_id.and_then(|id| edges[id as usize].as_mut()) {
             let base = runs.calls();
             for ((key, kind), (_, range)) in spill_keys.into_iter().zip(by_spill.runs()) {
-                for c in &by_spill.samples[range.clone()] {
-                    o.state.record(c, self.slot_ns);
-                }
+                o.state
+                    .record_all(&by_spill.samples[range.clone()], self.slot_ns);
                 runs.push_range(key, kind, range.start + base..range.end + base);
             }
             runs.extend_samples(by_spill.samples);

@@ -114,18 +114,6 @@ impl EdgeRuns {
         }
     }
 
-    /// Appends another flush's runs.
-    pub fn append(&mut self, other: EdgeRuns) {
-        let base = self.samples.len();
-        self.samples.extend(other.samples);
-        self.heads.extend(
-            other
-                .heads
-                .into_iter()
-                .map(|(k, n, r)| (k, n, r.start + base..r.end + base)),
-        );
-    }
-
     pub fn iter(&self) -> impl Iterator<Item = EdgeRun<'_>> {
         self.heads.iter().map(|(key, callee_kind, r)| EdgeRun {
             key,
@@ -196,25 +184,5 @@ mod tests {
         assert_eq!((runs.len(), runs.calls()), (2, 3));
         assert!(runs.iter().all(|r| r.calls.iter().all(|s| s.at == 9)));
         assert_eq!(runs.iter().next().unwrap().calls[0].server_ns(), Some(7));
-    }
-
-    #[test]
-    fn append_keeps_each_run_its_own_calls() {
-        let mut a = EdgeRuns::from_calls(&[call("a", "b", Some(1), false)], 1);
-        a.append(EdgeRuns::from_calls(&[call("x", "y", Some(5), true)], 2));
-        let got: Vec<_> = a
-            .iter()
-            .map(|r| {
-                (
-                    r.key.caller.to_string(),
-                    r.calls[0].client_ns(),
-                    r.calls[0].at,
-                )
-            })
-            .collect();
-        assert_eq!(
-            got,
-            vec![("a".into(), Some(1), 1), ("x".into(), Some(5), 2)]
-        );
     }
 }
