@@ -310,11 +310,11 @@ impl PairingStore {
             // room a burst left.
             let Shard { map, fifo, .. } = shard;
             fifo.retain(|(k, at)| map.get(k).is_some_and(|s| s.expires == *at));
-            if fifo.capacity() > 4 * fifo.len().max(FIFO_SLACK) {
-                fifo.shrink_to(2 * fifo.len().max(FIFO_SLACK));
+            if let Some(c) = shrink_target(fifo.len(), fifo.capacity()) {
+                fifo.shrink_to(c);
             }
-            if map.capacity() > 4 * map.len().max(FIFO_SLACK) {
-                map.shrink_to(2 * map.len().max(FIFO_SLACK));
+            if let Some(c) = shrink_target(map.len(), map.capacity()) {
+                map.shrink_to(c);
             }
         }
         while shard.map.len() >= self.cap_per_shard {
@@ -380,6 +380,13 @@ enum Partner {
     None,
 }
 
+/// The capacity a queue or map holding `len` entries shrinks to when its `capacity` is
+/// more than four times what it needs (room a burst left), none otherwise.
+fn shrink_target(len: usize, capacity: usize) -> Option<usize> {
+    let need = len.max(FIFO_SLACK);
+    (capacity > 4 * need).then_some(2 * need)
+}
+
 /// Takes the waiting partner under `key` when `is_partner` accepts it (one hash lookup).
 fn take_partner(
     map: &mut HashMap<Key, Slot, ahash::RandomState>,
@@ -410,4 +417,18 @@ fn take_if_current(
 /// shared resource and hash-table slack), for the memory figures.
 pub fn entry_bytes() -> usize {
     std::mem::size_of::<(Key, Slot)>() + 1 + std::mem::size_of::<(Key, UnixNanos)>()
+}
+
+#[cfg(test)]
+mod shrink_tests {
+    use super::{shrink_target, FIFO_SLACK};
+
+    #[test]
+    fn shrinks_only_past_four_times_the_need_and_keeps_twice_it() {
+        // Small stores need room for FIFO_SLACK entries whatever they hold.
+        assert_eq!(shrink_target(0, 4 * FIFO_SLACK), None);
+        assert_eq!(shrink_target(0, 4 * FIFO_SLACK + 1), Some(2 * FIFO_SLACK));
+        assert_eq!(shrink_target(5_000, 20_000), None);
+        assert_eq!(shrink_target(5_000, 20_001), Some(10_000));
+    }
 }
