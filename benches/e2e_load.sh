@@ -9,6 +9,7 @@
 #   DURATION=60s CONNECTIONS=8 benches/e2e_load.sh
 #   GRAPH=off benches/e2e_load.sh       # the same without the dependency graph
 #   FLEET=1 benches/e2e_load.sh         # a fleet-like call graph instead of the worst case
+#   PER_RESOURCE=64 benches/e2e_load.sh # requests batched per resource as SDKs send them
 #   CONFIG=my.yaml benches/e2e_load.sh  # serve with a configuration file (no `graph:` key if GRAPH=off)
 #   PERF_OUT=/tmp/perf.data benches/e2e_load.sh   # also profile the server for 10 s
 #   SERVE_ENV="_RJEM_MALLOC_CONF=background_thread:true" benches/e2e_load.sh   # environment for the server
@@ -25,6 +26,10 @@ OPERATIONS=${OPERATIONS:-10}
 # default load lets any version call any other: the worst case for graph and judge).
 FLEET_ARGS=()
 [ "${FLEET:-0}" = 1 ] && FLEET_ARGS=(--fanout 4 --stable-share 0.9)
+# PER_RESOURCE=N: each request holds blocks of up to N spans of one (service, version), as
+# SDKs export and Collectors forward them, and a call's two spans travel in different
+# requests (the default puts both in one request: about one resource per span).
+[ "${PER_RESOURCE:-0}" != 0 ] && FLEET_ARGS+=(--spans-per-resource "$PER_RESOURCE")
 PORT=${PORT:-24317}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}

@@ -186,37 +186,75 @@ fn server_id(c: &Call) -> Vec<u8> {
 }
 
 /// Builds one encoded `ExportTraceServiceRequest` of `shape.spans_per_batch` spans with
-/// timestamps just before `now`.
+/// timestamps just before `now`: both spans of every call are in it, so it holds about as
+/// many resources as spans (the worst case for everything done once per resource).
 pub fn encode_batch(shape: &Shape, env: &str, seed: u64, now: u64) -> EncodedBatch {
     let mut rng = StdRng::seed_from_u64(seed);
     let latency = server_latency();
-    // (service, version) -> spans of that resource.
-    let mut by_resource: BTreeMap<(usize, usize), Vec<Span>> = BTreeMap::new();
-    let mut trace_ids = std::collections::HashSet::new();
-    // end time -> start time of every span, to find and rewrite the end times per send.
-    let mut ends = std::collections::HashMap::new();
+    let mut spans = CycleSpans::default();
     for _ in 0..shape.spans_per_batch / 2 {
-        let (caller, callee) = shape.call_ends(&mut rng);
-        let (cv, sv) = (shape.version(&mut rng), shape.version(&mut rng));
-        let server_ns = latency.sample(&mut rng) as u64;
-        let call = Call {
-            trace_id: rng.random::<[u8; 16]>().to_vec(),
-            client_id: rng.random::<[u8; 8]>(),
-            callee,
-            op: rng.random_range(0..shape.operations),
-            start: now - 2_000_000_000 - rng.random_range(0..1_000_000_000),
-            client_ns: server_ns + 200_000 + rng.random_range(0..300_000),
-            server_ns,
-            failed: rng.random_bool(shape.error_rate),
-        };
-        trace_ids.insert(call.trace_id.clone());
-        let route = format!("/api/v1/op{:02}", call.op);
-        for (server, key) in [(false, (caller, cv)), (true, (callee, sv))] {
-            let s = span_of(&call, server, &route);
-            ends.insert(s.end_time_unix_nano, (s.start_time_unix_nano, !server));
-            by_resource.entry(key).or_default().push(s);
+        for (key, s) in new_call(shape, &mut rng, &latency, now, &mut spans) {
+            spans.by_resource.entry(key).or_default().push(s);
         }
     }
+    let by_resource = std::mem::take(&mut spans.by_resource);
+    encode_request(by_resource, &spans, env, shape.error_rate)
+}
+
+/// A (service, version) resource of the load.
+pub(super) type ResourceKey = (usize, usize);
+
+/// Spans of a request (or of a whole cycle of requests) and what finding their trace ids
+/// and end times in the encoded bodies needs.
+#[derive(Default)]
+pub(super) struct CycleSpans {
+    pub by_resource: BTreeMap<ResourceKey, Vec<Span>>,
+    pub trace_ids: std::collections::HashSet<Vec<u8>>,
+    /// End time -> (start time, client span) of every span.
+    pub ends: std::collections::HashMap<u64, (u64, bool)>,
+}
+
+/// Draws one call: its client span (the caller's resource) and its server span (the
+/// callee's), registered in `spans`' trace ids and end times.
+pub(super) fn new_call(
+    shape: &Shape,
+    rng: &mut StdRng,
+    latency: &LogNormal<f64>,
+    now: u64,
+    spans: &mut CycleSpans,
+) -> [(ResourceKey, Span); 2] {
+    let (caller, callee) = shape.call_ends(rng);
+    let (cv, sv) = (shape.version(rng), shape.version(rng));
+    let server_ns = latency.sample(rng) as u64;
+    let call = Call {
+        trace_id: rng.random::<[u8; 16]>().to_vec(),
+        client_id: rng.random::<[u8; 8]>(),
+        callee,
+        op: rng.random_range(0..shape.operations),
+        start: now - 2_000_000_000 - rng.random_range(0..1_000_000_000),
+        client_ns: server_ns + 200_000 + rng.random_range(0..300_000),
+        server_ns,
+        failed: rng.random_bool(shape.error_rate),
+    };
+    spans.trace_ids.insert(call.trace_id.clone());
+    let route = format!("/api/v1/op{:02}", call.op);
+    [(false, (caller, cv)), (true, (callee, sv))].map(|(server, key)| {
+        let s = span_of(&call, server, &route);
+        spans
+            .ends
+            .insert(s.end_time_unix_nano, (s.start_time_unix_nano, !server));
+        (key, s)
+    })
+}
+
+/// Encodes one request of the given resources' spans and locates what each send rewrites.
+pub(super) fn encode_request(
+    by_resource: BTreeMap<ResourceKey, Vec<Span>>,
+    spans: &CycleSpans,
+    env: &str,
+    error_rate: f64,
+) -> EncodedBatch {
+    let n = by_resource.values().map(Vec::len).sum();
     let resource_spans = by_resource
         .into_iter()
         .map(|((svc, ver), spans)| ResourceSpans {
@@ -234,15 +272,13 @@ pub fn encode_batch(shape: &Shape, env: &str, seed: u64, now: u64) -> EncodedBat
         })
         .collect();
     let body = ExportTraceServiceRequest { resource_spans }.encode_to_vec();
-    let trace_id_offsets = trace_id_offsets(&body, &trace_ids);
-    let end_times = end_time_offsets(&body, &ends);
-    let outcomes = outcome_offsets(&body);
     EncodedBatch {
+        trace_id_offsets: trace_id_offsets(&body, &spans.trace_ids),
+        end_times: end_time_offsets(&body, &spans.ends),
+        outcomes: outcome_offsets(&body),
+        error_ppm: (error_rate * 1e6) as u64,
+        spans: n,
         body,
-        trace_id_offsets,
-        end_times,
-        outcomes,
-        error_ppm: (shape.error_rate * 1e6) as u64,
     }
 }
 
@@ -257,6 +293,8 @@ pub struct EncodedBatch {
     pub outcomes: Vec<(usize, usize)>,
     /// Failed spans per million, drawn afresh per send.
     pub error_ppm: u64,
+    /// Spans in the request.
+    pub spans: usize,
 }
 
 impl EncodedBatch {
@@ -267,8 +305,15 @@ impl EncodedBatch {
     /// encoded durations would give each version its own few values, and the judge would
     /// rightly tell versions apart).
     pub fn renumbered(&self, n: u64) -> Vec<u8> {
+        self.renumbered_as(n, n)
+    }
+
+    /// As [`Self::renumbered`], with the trace ids changed by `ids` and the durations and
+    /// failures drawn by `n`: the requests of one cycle of [`super::cycle`] share `ids`, so
+    /// calls whose two spans sit in different requests of the cycle still pair.
+    pub fn renumbered_as(&self, ids: u64, n: u64) -> Vec<u8> {
         let mut body = self.body.clone();
-        let mix = n.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes();
+        let mix = ids.wrapping_mul(0x9E37_79B9_7F4A_7C15).to_le_bytes();
         for &at in &self.trace_id_offsets {
             for (b, m) in body[at..at + 8].iter_mut().zip(mix) {
                 *b ^= m;
@@ -327,7 +372,7 @@ fn latency_table() -> &'static [u64] {
 }
 
 /// The server latency every version of the load has.
-fn server_latency() -> LogNormal<f64> {
+pub(super) fn server_latency() -> LogNormal<f64> {
     LogNormal::new(15.0, 0.6).unwrap_or_else(|_| unreachable!("constant parameters are valid"))
 }
 

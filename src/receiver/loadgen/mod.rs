@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod client;
+pub mod cycle;
 
 use batch::Shape;
 use bytes::Bytes;
@@ -57,6 +58,13 @@ pub struct LoadgenArgs {
     /// (canaries); unset: all versions alike.
     #[arg(long)]
     pub stable_share: Option<f64>,
+    /// 0 (default): each request holds both spans of each of its calls, so about as many
+    /// resources as spans (the worst case). N: requests shaped as SDKs and Collectors send
+    /// them, blocks of up to N spans of one (service, version), a call's client and server
+    /// spans in different requests (`--distinct-batches` is then the cycle that gives every
+    /// resource about N spans).
+    #[arg(long, default_value_t = 0)]
+    pub spans_per_resource: usize,
 }
 
 /// What a load run achieved.
@@ -120,29 +128,34 @@ pub async fn load(args: &LoadgenArgs) -> anyhow::Result<Report> {
         stable_share: args.stable_share,
     };
     let now = crate::clock::Clock::now(&crate::clock::SystemClock);
-    let batches: Arc<Vec<batch::EncodedBatch>> = Arc::new(
+    let per_resource = args.spans_per_resource;
+    let batches: Arc<Vec<batch::EncodedBatch>> = Arc::new(if per_resource > 0 {
+        cycle::encode_cycle(&shape, &args.environment, 0, now, per_resource)
+    } else {
         (0..args.distinct_batches.max(1))
             .map(|i| batch::encode_batch(&shape, &args.environment, i as u64, now))
-            .collect(),
-    );
+            .collect()
+    });
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counters = Arc::new(Counters::default());
     let deadline = Instant::now() + args.duration;
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for c in 0..args.connections.max(1) {
+    for _ in 0..args.connections.max(1) {
         let client = RawOtlpClient::connect(&args.target).await?;
-        for j in 0..args.inflight.max(1) {
+        for _ in 0..args.inflight.max(1) {
             let (client, batches, counters) = (client.clone(), batches.clone(), counters.clone());
             let sent = sent.clone();
-            let first = c * args.inflight + j;
-            let spans = shape.spans_per_batch as u64;
             tasks.push(tokio::spawn(async move {
-                let next = |i: usize| {
-                    let b = &batches[i % batches.len()];
-                    Bytes::from(b.renumbered(sent.fetch_add(1, Ordering::Relaxed)))
+                let next = || {
+                    let k = sent.fetch_add(1, Ordering::Relaxed);
+                    let len = batches.len() as u64;
+                    let b = &batches[(k % len) as usize];
+                    // A cycle's requests share their trace-id change (calls span requests).
+                    let ids = if per_resource > 0 { k / len } else { k };
+                    (Bytes::from(b.renumbered_as(ids, k)), b.spans as u64)
                 };
-                send_loop(client, next, spans, first, deadline, &counters).await
+                send_loop(client, next, deadline, &counters).await
             }));
         }
     }
@@ -162,15 +175,12 @@ pub async fn load(args: &LoadgenArgs) -> anyhow::Result<Report> {
 
 async fn send_loop(
     mut client: RawOtlpClient,
-    next: impl Fn(usize) -> Bytes,
-    spans: u64,
-    mut i: usize,
+    next: impl Fn() -> (Bytes, u64),
     deadline: Instant,
     c: &Counters,
 ) {
     while Instant::now() < deadline {
-        let body = next(i);
-        i += 1;
+        let (body, spans) = next();
         loop {
             match client.export_traces(body.clone()).await {
                 Ok(rejected) => {
