@@ -41,8 +41,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    verdict::telemetry::init_logs();
     let cli = Cli::parse();
+    let quiet = matches!(&cli.command, Command::Demo(a) if !a.verbose);
+    verdict::telemetry::init_logs_at(if quiet { "warn" } else { "info" });
     match cli.command {
         Command::Serve(args) => {
             disable_transparent_huge_pages();

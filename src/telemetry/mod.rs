@@ -8,8 +8,14 @@ pub use prom::{label_set, PromType, PromWriter};
 /// Initializes `tracing` logs: `RUST_LOG` filters (default `info`), `VERDICT_LOG_FORMAT=json`
 /// switches to JSON lines.
 pub fn init_logs() {
+    init_logs_at("info");
+}
+
+/// As [`init_logs`], with `default` as the filter when `RUST_LOG` is not set (the demo
+/// prints its own story and logs only warnings unless asked).
+pub fn init_logs_at(default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let json = std::env::var("VERDICT_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
