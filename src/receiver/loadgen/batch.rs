@@ -47,6 +47,21 @@ impl Shape {
         (caller, (caller + 1 + j * step) % self.services)
     }
 
+    /// The fleet-like shape of the tests: `services` each calling 4 fixed callees, 90 % of
+    /// each service's spans from its first version.
+    #[cfg(test)]
+    pub(super) fn fleet_for_tests(services: usize) -> Self {
+        Shape {
+            services,
+            versions: 3,
+            operations: 10,
+            spans_per_batch: 512,
+            error_rate: 0.01,
+            fanout: 4,
+            stable_share: Some(0.9),
+        }
+    }
+
     /// The version of a span's service.
     fn version(&self, rng: &mut StdRng) -> usize {
         match self.stable_share {
@@ -500,15 +515,7 @@ mod tests {
     /// serves the stated share.
     #[test]
     fn fleet_shape_has_fixed_callees_and_a_dominant_version() {
-        let shape = Shape {
-            services: 100,
-            versions: 3,
-            operations: 10,
-            spans_per_batch: 512,
-            error_rate: 0.01,
-            fanout: 4,
-            stable_share: Some(0.9),
-        };
+        let shape = Shape::fleet_for_tests(100);
         let now = 1_800_000_000_000_000_000;
         let mut callees: std::collections::BTreeMap<u64, std::collections::BTreeSet<u64>> =
             Default::default();

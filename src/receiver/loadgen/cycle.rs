@@ -87,15 +87,7 @@ mod tests {
     use std::collections::{BTreeSet, HashMap};
 
     fn shape() -> Shape {
-        Shape {
-            services: 40,
-            versions: 3,
-            operations: 10,
-            spans_per_batch: 512,
-            error_rate: 0.01,
-            fanout: 4,
-            stable_share: Some(0.9),
-        }
+        Shape::fleet_for_tests(40)
     }
 
     /// Requests hold few resources with many spans each; every call's two spans are in the
@@ -133,7 +125,10 @@ mod tests {
         }
         assert_eq!(spans, 40 * 3 * 64);
         let per_request = resources as f64 / cycle.len() as f64;
-        assert!(per_request < 40.0, "{per_request} resources per request");
+        assert!(
+            per_request < 20.0,
+            "{per_request} resources per request (120 in all)"
+        );
         let split = ends
             .values()
             .filter(|(c, s)| c.is_some() && s.is_some() && c != s)
