@@ -1,9 +1,12 @@
-//! `GET /api/v1/services[?environment=E][&window=DURATION]`: every service's versions with
-//! the requests they served, errors and latency quantiles over a recent window, read from
-//! the per-version state.
+//! `GET /api/v1/services[?environment=E][&window=DURATION][&operations=true]`: every
+//! service's versions with the requests they served, errors and latency quantiles over a
+//! recent window, read from the per-version state; with `operations=true` also each
+//! (operation, span kind) series of the version, client calls included.
 
 use super::AppState;
-use crate::analysis::series::{ServiceStats, VersionStats};
+use crate::analysis::histogram::LatencyHistogram;
+use crate::analysis::series::{OpStats, ServiceStats, VersionStats};
+use crate::model::SpanKind;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -25,6 +28,8 @@ struct ServicesQuery {
     environment: Option<String>,
     /// humantime duration (`30s`, `5m`, `1h`).
     window: Option<String>,
+    /// `true`: also list each version's (operation, span kind) series.
+    operations: Option<String>,
 }
 
 /// A malformed query.
@@ -34,6 +39,8 @@ pub enum ServicesError {
     BadWindow { value: String, reason: String },
     #[error("window: must be longer than zero")]
     ZeroWindow,
+    #[error("operations: {0:?} is neither true nor false")]
+    BadOperations(String),
 }
 
 impl IntoResponse for ServicesError {
@@ -64,6 +71,20 @@ pub struct VersionView {
     pub requests: u64,
     pub errors: u64,
     pub latency_ms: LatencyView,
+    /// Only with `operations=true` (the contract's shape is unchanged without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operations: Option<Vec<OperationView>>,
+}
+
+/// One (operation, span kind) series of a version: for SERVER and CONSUMER the requests it
+/// served, for CLIENT and PRODUCER the calls it made, for INTERNAL its internal spans.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct OperationView {
+    pub operation: String,
+    pub kind: SpanKind,
+    pub requests: u64,
+    pub errors: u64,
+    pub latency_ms: LatencyView,
 }
 
 /// Latency quantiles in milliseconds; each is null when the window holds no latency sample
@@ -80,6 +101,11 @@ async fn list(
     Query(q): Query<ServicesQuery>,
 ) -> Result<Json<ServicesResponse>, ServicesError> {
     let window = parse_window(q.window.as_deref())?;
+    let operations = match q.operations.as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return Err(ServicesError::BadOperations(other.to_string())),
+    };
     let now = state.clock.now();
     let from = now.saturating_sub(window.as_nanos() as u64);
     let stats =
@@ -88,7 +114,7 @@ async fn list(
             .series
             .services(q.environment.as_deref(), from, now.saturating_add(1));
     Ok(Json(ServicesResponse {
-        services: stats.iter().map(service_view).collect(),
+        services: stats.iter().map(|s| service_view(s, operations)).collect(),
     }))
 }
 
@@ -106,25 +132,44 @@ fn parse_window(raw: Option<&str>) -> Result<Duration, ServicesError> {
     Ok(d)
 }
 
-fn service_view(s: &ServiceStats) -> ServiceView {
+fn service_view(s: &ServiceStats, operations: bool) -> ServiceView {
     ServiceView {
         environment: s.environment.to_string(),
         service: s.service.to_string(),
-        versions: s.versions.iter().map(version_view).collect(),
+        versions: s
+            .versions
+            .iter()
+            .map(|v| version_view(v, operations))
+            .collect(),
     }
 }
 
-fn version_view(v: &VersionStats) -> VersionView {
-    let q = |q: f64| v.latency.quantile(q).map(ns_to_ms);
+fn version_view(v: &VersionStats, operations: bool) -> VersionView {
     VersionView {
         version: v.version.to_string(),
         requests: v.requests,
         errors: v.errors,
-        latency_ms: LatencyView {
-            p50: q(0.5),
-            p90: q(0.9),
-            p99: q(0.99),
-        },
+        latency_ms: latency_view(&v.latency),
+        operations: operations.then(|| v.operations.iter().map(operation_view).collect()),
+    }
+}
+
+fn operation_view(o: &OpStats) -> OperationView {
+    OperationView {
+        operation: o.operation.to_string(),
+        kind: o.kind,
+        requests: o.requests,
+        errors: o.errors,
+        latency_ms: latency_view(&o.latency),
+    }
+}
+
+fn latency_view(h: &LatencyHistogram) -> LatencyView {
+    let q = |q: f64| h.quantile(q).map(ns_to_ms);
+    LatencyView {
+        p50: q(0.5),
+        p90: q(0.9),
+        p99: q(0.99),
     }
 }
 
@@ -229,6 +274,49 @@ mod tests {
         assert_eq!(
             v2["latency_ms"],
             serde_json::json!({"p50": null, "p90": null, "p99": null})
+        );
+    }
+
+    #[tokio::test]
+    async fn operations_on_request_list_every_series_client_calls_included() {
+        let (_, plain) = get("/api/v1/services?environment=prod").await;
+        assert!(
+            plain["services"][0]["versions"][0]
+                .get("operations")
+                .is_none(),
+            "the contract's shape without the parameter"
+        );
+        let (status, body) = get("/api/v1/services?environment=prod&operations=true").await;
+        assert_eq!(status, StatusCode::OK);
+        let ops = body["services"][0]["versions"][0]["operations"]
+            .as_array()
+            .unwrap();
+        let row = |kind: &str| {
+            ops.iter()
+                .find(|o| o["kind"] == kind)
+                .unwrap_or_else(|| panic!("no {kind} row in {ops:?}"))
+        };
+        assert_eq!(ops.len(), 2);
+        let server = row("server");
+        assert_eq!(server["operation"], "GET /cart");
+        assert_eq!(
+            (server["requests"].as_u64(), server["errors"].as_u64()),
+            (Some(100), Some(10))
+        );
+        let client = row("client");
+        assert_eq!(
+            (client["requests"].as_u64(), client["errors"].as_u64()),
+            (Some(1), Some(1))
+        );
+        let p50 = client["latency_ms"]["p50"].as_f64().unwrap();
+        assert!((p50 - 500.0).abs() <= 500.0 * 0.008, "client p50 {p50}");
+        // The version's own figures still count served requests only.
+        assert_eq!(body["services"][0]["versions"][0]["requests"], 100);
+        let (status, body) = get("/api/v1/services?operations=yes").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(
+            body["error"],
+            "operations: \"yes\" is neither true nor false"
         );
     }
 
