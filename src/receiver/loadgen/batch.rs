@@ -208,9 +208,7 @@ pub fn encode_batch(shape: &Shape, env: &str, seed: u64, now: u64) -> EncodedBat
     let latency = server_latency();
     let mut spans = CycleSpans::default();
     for _ in 0..shape.spans_per_batch / 2 {
-        for (key, s) in new_call(shape, &mut rng, &latency, now, &mut spans) {
-            spans.by_resource.entry(key).or_default().push(s);
-        }
+        add_call(shape, &mut rng, &latency, now, &mut spans);
     }
     let by_resource = std::mem::take(&mut spans.by_resource);
     encode_request(by_resource, &spans, env, shape.error_rate)
@@ -229,15 +227,15 @@ pub(super) struct CycleSpans {
     pub ends: std::collections::HashMap<u64, (u64, bool)>,
 }
 
-/// Draws one call: its client span (the caller's resource) and its server span (the
-/// callee's), registered in `spans`' trace ids and end times.
-pub(super) fn new_call(
+/// Draws one call and adds its client span (to the caller's resource) and its server span
+/// (to the callee's) to `spans`, with their trace id and end times.
+pub(super) fn add_call(
     shape: &Shape,
     rng: &mut StdRng,
     latency: &LogNormal<f64>,
     now: u64,
     spans: &mut CycleSpans,
-) -> [(ResourceKey, Span); 2] {
+) {
     let (caller, callee) = shape.call_ends(rng);
     let (cv, sv) = (shape.version(rng), shape.version(rng));
     let server_ns = latency.sample(rng) as u64;
@@ -253,13 +251,13 @@ pub(super) fn new_call(
     };
     spans.trace_ids.insert(call.trace_id.clone());
     let route = format!("/api/v1/op{:02}", call.op);
-    [(false, (caller, cv)), (true, (callee, sv))].map(|(server, key)| {
+    for (server, key) in [(false, (caller, cv)), (true, (callee, sv))] {
         let s = span_of(&call, server, &route);
         spans
             .ends
             .insert(s.end_time_unix_nano, (s.start_time_unix_nano, !server));
-        (key, s)
-    })
+        spans.by_resource.entry(key).or_default().push(s);
+    }
 }
 
 /// Encodes one request of the given resources' spans and locates what each send rewrites.

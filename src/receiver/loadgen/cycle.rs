@@ -4,7 +4,7 @@
 //! two processes, so they travel in different requests.
 
 use super::batch::{
-    encode_request, new_call, server_latency, CycleSpans, EncodedBatch, ResourceKey, Shape,
+    add_call, encode_request, server_latency, CycleSpans, EncodedBatch, ResourceKey, Shape,
 };
 use opentelemetry_proto::tonic::trace::v1::Span;
 use rand::rngs::StdRng;
@@ -30,9 +30,7 @@ pub fn encode_cycle(
     let mut spans = CycleSpans::default();
     let calls = (shape.services * shape.versions * per_resource).div_ceil(2);
     for _ in 0..calls {
-        for (key, s) in new_call(shape, &mut rng, &latency, now, &mut spans) {
-            spans.by_resource.entry(key).or_default().push(s);
-        }
+        add_call(shape, &mut rng, &latency, now, &mut spans);
     }
     let mut blocks = blocks(std::mem::take(&mut spans.by_resource), per_resource);
     blocks.shuffle(&mut rng);
@@ -150,9 +148,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let latency = server_latency();
         for _ in 0..1000 {
-            for (key, s) in new_call(&shape(), &mut rng, &latency, now, &mut spans) {
-                spans.by_resource.entry(key).or_default().push(s);
-            }
+            add_call(&shape(), &mut rng, &latency, now, &mut spans);
         }
         let b = blocks(std::mem::take(&mut spans.by_resource), 16);
         assert!(b.iter().all(|(_, s)| !s.is_empty() && s.len() <= 16));

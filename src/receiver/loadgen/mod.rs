@@ -61,8 +61,8 @@ pub struct LoadgenArgs {
     /// 0 (default): each request holds both spans of each of its calls, so about as many
     /// resources as spans (the worst case). N: requests shaped as SDKs and Collectors send
     /// them, blocks of up to N spans of one (service, version), a call's client and server
-    /// spans in different requests (`--distinct-batches` is then the cycle that gives every
-    /// resource about N spans).
+    /// spans in different requests (`--distinct-batches` is then ignored: the cycle has as
+    /// many requests as give every resource about N spans).
     #[arg(long, default_value_t = 0)]
     pub spans_per_resource: usize,
 }
