@@ -2,8 +2,9 @@
 //! server/consumer spans keyed by (trace id, parent span id), in either arrival order and
 //! across batches. Sharded by trace id for concurrent workers; bounded by a TTL and by an
 //! item cap (when full, the oldest entry is expired early, exactly as at its TTL, and
-//! counted). A completed key leaves the store at once and is remembered as a 64-bit
-//! fingerprint for one to two TTLs (see [`Tombstones`]) so a retried copy of either span is
+//! counted). Keys are held as one keyed 64-bit fingerprint, computed once per span and
+//! used by the map, its expiry queue and the tombstones. A completed key leaves the store
+//! at once and is remembered as its fingerprint for one to two TTLs (see [`Tombstones`]) so a retried copy of either span is
 //! recognised as a duplicate instead of counted twice; waiting spans alone fill the store.
 
 use super::calls::{self, Half};
@@ -72,16 +73,23 @@ enum State {
 
 #[derive(Debug)]
 struct Slot {
+    /// The key's trace (for the exemplar of an expired span's edge).
+    trace: [u8; 16],
     state: State,
     expires: UnixNanos,
 }
 
+/// The map of waiting spans, keyed by their key's fingerprint. Two keys sharing one would
+/// be taken for one: with a per-process random key and at most a few hundred thousand
+/// waiting spans, the chance per lookup is below 1e-13.
+type Waiting = HashMap<u64, Slot, std::hash::BuildHasherDefault<Prehashed>>;
+
 #[derive(Default)]
 struct Shard {
-    map: HashMap<Key, Slot, ahash::RandomState>,
-    /// (key, expiry) in insertion order; entries whose expiry no longer matches the slot
-    /// are stale and skipped.
-    fifo: VecDeque<(Key, UnixNanos)>,
+    map: Waiting,
+    /// (fingerprint, expiry) in insertion order; entries whose expiry no longer matches
+    /// the slot are stale and skipped.
+    fifo: VecDeque<(u64, UnixNanos)>,
     done: Tombstones,
 }
 
@@ -211,23 +219,29 @@ impl PairingStore {
             span: span.span_id,
             root: false,
         };
+        let fp = self.fp(&key);
         let half = Half::of(span);
         let mut guard = self.shard(&span.trace_id).lock();
         let shard = &mut *guard;
-        match take_partner(&mut shard.map, key, |s| matches!(s, State::Server(_))) {
+        match take_partner(&mut shard.map, fp, |s| matches!(s, State::Server(_))) {
             Partner::Found(State::Server(server)) => {
                 emit.calls
                     .push(calls::paired(&half, &server, span.trace_id));
                 self.stats.paired.fetch_add(1, Ordering::Relaxed);
                 self.emit_alone(&half, span.trace_id, emit);
-                self.complete(&mut shard.done, &key, now);
+                self.complete(&mut shard.done, fp, now);
             }
             Partner::Found(_) | Partner::Same => self.duplicate(),
-            Partner::None if shard.done.contains(self.fp(&key)) => self.duplicate(),
+            Partner::None if shard.done.contains(fp) => self.duplicate(),
             Partner::None => {
                 let alone = self.emit_alone(&half, span.trace_id, emit);
                 let expires = now.saturating_add(self.ttl);
-                self.insert(shard, key, State::Client { half, alone }, expires, emit);
+                let slot = Slot {
+                    trace: span.trace_id,
+                    state: State::Client { half, alone },
+                    expires,
+                };
+                self.insert(shard, fp, slot, emit);
             }
         }
     }
@@ -236,9 +250,9 @@ impl PairingStore {
         self.fingerprint.hash_one(key)
     }
 
-    /// Remembers a completed key for duplicate detection.
-    fn complete(&self, done: &mut Tombstones, key: &Key, now: UnixNanos) {
-        done.insert(self.fp(key), now, self.ttl, self.cap_per_shard);
+    /// Remembers a completed key (its fingerprint) for duplicate detection.
+    fn complete(&self, done: &mut Tombstones, fp: u64, now: UnixNanos) {
+        done.insert(fp, now, self.ttl, self.cap_per_shard);
     }
 
     fn duplicate(&self) {
@@ -271,39 +285,38 @@ impl PairingStore {
             },
             root,
         };
+        let fp = self.fp(&key);
         let half = Half::of(span);
         let mut guard = self.shard(&span.trace_id).lock();
         let shard = &mut *guard;
-        match take_partner(&mut shard.map, key, |s| matches!(s, State::Client { .. })) {
+        match take_partner(&mut shard.map, fp, |s| matches!(s, State::Client { .. })) {
             Partner::Found(State::Client { half: client, .. }) => {
                 emit.calls
                     .push(calls::paired(&client, &half, span.trace_id));
                 self.stats.paired.fetch_add(1, Ordering::Relaxed);
-                self.complete(&mut shard.done, &key, now);
+                self.complete(&mut shard.done, fp, now);
             }
             Partner::Found(_) | Partner::Same => self.duplicate(),
-            Partner::None if shard.done.contains(self.fp(&key)) => self.duplicate(),
+            Partner::None if shard.done.contains(fp) => self.duplicate(),
             Partner::None if root => {
                 emit.calls.push(calls::from_user(&half, span.trace_id));
                 self.stats.roots.fetch_add(1, Ordering::Relaxed);
-                self.complete(&mut shard.done, &key, now);
+                self.complete(&mut shard.done, fp, now);
             }
             Partner::None => {
                 let expires = now.saturating_add(self.ttl);
-                self.insert(shard, key, State::Server(half), expires, emit);
+                let slot = Slot {
+                    trace: span.trace_id,
+                    state: State::Server(half),
+                    expires,
+                };
+                self.insert(shard, fp, slot, emit);
             }
         }
     }
 
     /// Inserts a new key, first making room when the shard is full (oldest out).
-    fn insert(
-        &self,
-        shard: &mut Shard,
-        key: Key,
-        state: State,
-        expires: UnixNanos,
-        emit: &mut Emit<'_>,
-    ) {
+    fn insert(&self, shard: &mut Shard, fp: u64, slot: Slot, emit: &mut Emit<'_>) {
         if shard.fifo.len() >= 2 * shard.map.len().max(FIFO_SLACK) {
             // At least half are entries of pairs that completed: drop those, keep the
             // waiting ones' (amortised: at most two lookups per insertion), and give back
@@ -323,11 +336,11 @@ impl PairingStore {
             };
             if let Some(slot) = take_if_current(&mut shard.map, &old, at) {
                 self.stats.evicted.fetch_add(1, Ordering::Relaxed);
-                self.expire(old.trace, slot.state, emit);
+                self.expire(slot, emit);
             }
         }
-        shard.map.insert(key, Slot { state, expires });
-        shard.fifo.push_back((key, expires));
+        shard.fifo.push_back((fp, slot.expires));
+        shard.map.insert(fp, slot);
     }
 
     /// Expires every entry whose TTL has passed.
@@ -339,15 +352,16 @@ impl PairingStore {
                     break;
                 };
                 if let Some(slot) = take_if_current(&mut shard.map, &key, at) {
-                    self.expire(key.trace, slot.state, emit);
+                    self.expire(slot, emit);
                 }
             }
         }
     }
 
     /// What an entry leaving without a partner becomes.
-    fn expire(&self, trace: [u8; 16], state: State, emit: &mut Emit<'_>) {
-        match state {
+    fn expire(&self, slot: Slot, emit: &mut Emit<'_>) {
+        let trace = slot.trace;
+        match slot.state {
             State::Client { alone: true, .. } => {}
             State::Client { half, alone: false } => match calls::virtual_node(&half, trace) {
                 Some(call) => {
@@ -388,11 +402,7 @@ fn shrink_target(len: usize, capacity: usize) -> Option<usize> {
 }
 
 /// Takes the waiting partner under `key` when `is_partner` accepts it (one hash lookup).
-fn take_partner(
-    map: &mut HashMap<Key, Slot, ahash::RandomState>,
-    key: Key,
-    is_partner: impl Fn(&State) -> bool,
-) -> Partner {
+fn take_partner(map: &mut Waiting, key: u64, is_partner: impl Fn(&State) -> bool) -> Partner {
     use std::collections::hash_map::Entry;
     match map.entry(key) {
         Entry::Occupied(o) if is_partner(&o.get().state) => Partner::Found(o.remove().state),
@@ -402,11 +412,7 @@ fn take_partner(
 }
 
 /// Removes the slot under `key` when `at` is still its expiry (the fifo entry is current).
-fn take_if_current(
-    map: &mut HashMap<Key, Slot, ahash::RandomState>,
-    key: &Key,
-    at: UnixNanos,
-) -> Option<Slot> {
+fn take_if_current(map: &mut Waiting, key: &u64, at: UnixNanos) -> Option<Slot> {
     match map.get(key) {
         Some(slot) if slot.expires == at => map.remove(key),
         _ => None,
@@ -416,7 +422,7 @@ fn take_if_current(
 /// Approximate bytes held per store entry (key, slot and one fifo entry; excludes the
 /// shared resource and hash-table slack), for the memory figures.
 pub fn entry_bytes() -> usize {
-    std::mem::size_of::<(Key, Slot)>() + 1 + std::mem::size_of::<(Key, UnixNanos)>()
+    std::mem::size_of::<(u64, Slot)>() + 1 + std::mem::size_of::<(u64, UnixNanos)>()
 }
 
 #[cfg(test)]
