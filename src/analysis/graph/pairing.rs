@@ -4,8 +4,9 @@
 //! item cap (when full, the oldest entry is expired early, exactly as at its TTL, and
 //! counted). Keys are held as one keyed 64-bit fingerprint, computed once per span and
 //! used by the map, its expiry queue and the tombstones. A completed key leaves the store
-//! at once and is remembered as its fingerprint for one to two TTLs (see [`Tombstones`]) so a retried copy of either span is
-//! recognised as a duplicate instead of counted twice; waiting spans alone fill the store.
+//! at once and is remembered as its fingerprint for one to two TTLs (see [`Tombstones`]),
+//! so a retried copy of either span is recognised as a duplicate instead of counted twice;
+//! waiting spans alone fill the store.
 
 use super::calls::{self, Half};
 use crate::model::{EdgeCall, Resource, SpanRecord, UnixNanos};
