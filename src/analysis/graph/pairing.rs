@@ -335,7 +335,7 @@ impl PairingStore {
             let Some((old, at)) = shard.fifo.pop_front() else {
                 break;
             };
-            if let Some(slot) = take_if_current(&mut shard.map, &old, at) {
+            if let Some(slot) = take_if_current(&mut shard.map, old, at) {
                 self.stats.evicted.fetch_add(1, Ordering::Relaxed);
                 self.expire(slot, emit);
             }
@@ -352,7 +352,7 @@ impl PairingStore {
                 let Some((key, at)) = shard.fifo.pop_front() else {
                     break;
                 };
-                if let Some(slot) = take_if_current(&mut shard.map, &key, at) {
+                if let Some(slot) = take_if_current(&mut shard.map, key, at) {
                     self.expire(slot, emit);
                 }
             }
@@ -412,10 +412,12 @@ fn take_partner(map: &mut Waiting, key: u64, is_partner: impl Fn(&State) -> bool
     }
 }
 
-/// Removes the slot under `key` when `at` is still its expiry (the fifo entry is current).
-fn take_if_current(map: &mut Waiting, key: &u64, at: UnixNanos) -> Option<Slot> {
-    match map.get(key) {
-        Some(slot) if slot.expires == at => map.remove(key),
+/// Removes the slot under `key` when `at` is still its expiry (the fifo entry is current;
+/// one hash lookup).
+fn take_if_current(map: &mut Waiting, key: u64, at: UnixNanos) -> Option<Slot> {
+    use std::collections::hash_map::Entry;
+    match map.entry(key) {
+        Entry::Occupied(o) if o.get().expires == at => Some(o.remove()),
         _ => None,
     }
 }
