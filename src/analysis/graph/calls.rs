@@ -10,7 +10,7 @@ use std::sync::Arc;
 /// Name of the node that root server spans hang under.
 pub const USER_NODE: &str = "user";
 
-/// One side of a call, reduced to what an edge needs.
+/// One side of a call, reduced to what an edge needs: owned while it waits in the store.
 #[derive(Debug, Clone)]
 pub struct Half {
     pub resource: Arc<Resource>,
@@ -22,19 +22,44 @@ pub struct Half {
     pub peer: Option<Box<Peer>>,
 }
 
-impl Half {
-    pub fn of(span: &SpanRecord) -> Self {
+/// The same side borrowed from a span or from a waiting [`Half`]: a span that meets its
+/// partner at once, or completes an edge alone, is never copied (no reference count, no
+/// boxed peer).
+#[derive(Debug, Clone, Copy)]
+pub struct HalfRef<'a> {
+    pub resource: &'a Arc<Resource>,
+    pub kind: SpanKind,
+    pub duration_ns: Option<u64>,
+    pub end_unix_nano: u64,
+    pub error: bool,
+    pub peer: Option<&'a Peer>,
+}
+
+impl<'a> HalfRef<'a> {
+    pub fn of(span: &'a SpanRecord) -> Self {
         Self {
-            resource: span.resource.clone(),
+            resource: &span.resource,
             kind: span.kind,
             duration_ns: span.duration_ns(),
             end_unix_nano: span.end_unix_nano,
             error: span.error,
             peer: if span.kind.is_outgoing() {
-                span.peer.clone().map(Box::new)
+                span.peer.as_ref()
             } else {
                 None
             },
+        }
+    }
+
+    /// The owned copy kept while the span waits for its partner.
+    pub fn to_owned(self) -> Half {
+        Half {
+            resource: self.resource.clone(),
+            kind: self.kind,
+            duration_ns: self.duration_ns,
+            end_unix_nano: self.end_unix_nano,
+            error: self.error,
+            peer: self.peer.map(|p| Box::new(p.clone())),
         }
     }
 
@@ -42,14 +67,27 @@ impl Half {
     pub fn completes_alone(&self) -> bool {
         self.kind.is_outgoing()
             && matches!(
-                self.peer.as_deref().map(|p| p.kind),
+                self.peer.map(|p| p.kind),
                 Some(NodeKind::Database | NodeKind::Messaging)
             )
     }
 }
 
+impl Half {
+    pub fn view(&self) -> HalfRef<'_> {
+        HalfRef {
+            resource: &self.resource,
+            kind: self.kind,
+            duration_ns: self.duration_ns,
+            end_unix_nano: self.end_unix_nano,
+            error: self.error,
+            peer: self.peer.as_deref(),
+        }
+    }
+}
+
 /// A client span paired with the server span it called.
-pub fn paired(client: &Half, server: &Half, trace_id: [u8; 16]) -> EdgeCall {
+pub fn paired(client: HalfRef<'_>, server: HalfRef<'_>, trace_id: [u8; 16]) -> EdgeCall {
     let messaging =
         matches!(client.kind, SpanKind::Producer) || matches!(server.kind, SpanKind::Consumer);
     EdgeCall {
@@ -73,8 +111,8 @@ pub fn paired(client: &Half, server: &Half, trace_id: [u8; 16]) -> EdgeCall {
 }
 
 /// A database or messaging client span: the edge to its system, completed at once.
-pub fn alone(client: &Half, trace_id: [u8; 16]) -> Option<EdgeCall> {
-    let peer = client.peer.as_deref()?;
+pub fn alone(client: HalfRef<'_>, trace_id: [u8; 16]) -> Option<EdgeCall> {
+    let peer = client.peer?;
     let connection_type = match peer.kind {
         NodeKind::Database => ConnectionType::Database,
         NodeKind::Messaging => ConnectionType::MessagingSystem,
@@ -85,13 +123,13 @@ pub fn alone(client: &Half, trace_id: [u8; 16]) -> Option<EdgeCall> {
 
 /// A client span whose server never came: the edge to the node its attributes name.
 /// None when the span names no peer (counted unpaired instead).
-pub fn virtual_node(client: &Half, trace_id: [u8; 16]) -> Option<EdgeCall> {
-    let peer = client.peer.as_deref()?;
+pub fn virtual_node(client: HalfRef<'_>, trace_id: [u8; 16]) -> Option<EdgeCall> {
+    let peer = client.peer?;
     Some(to_node(client, peer, ConnectionType::VirtualNode, trace_id))
 }
 
 fn to_node(
-    client: &Half,
+    client: HalfRef<'_>,
     peer: &Peer,
     connection_type: ConnectionType,
     trace_id: [u8; 16],
@@ -113,7 +151,7 @@ fn to_node(
 }
 
 /// A root server span: a call from the `user` node.
-pub fn from_user(server: &Half, trace_id: [u8; 16]) -> EdgeCall {
+pub fn from_user(server: HalfRef<'_>, trace_id: [u8; 16]) -> EdgeCall {
     EdgeCall {
         environment: server.resource.environment.clone(),
         caller: Name::new_static(USER_NODE),

@@ -71,9 +71,7 @@ impl Graph {
             calls: out,
             unpaired: &mut unpaired,
         };
-        for span in &batch.spans {
-            self.pairing.record(span, now, &mut emit);
-        }
+        self.pairing.record_batch(&batch.spans, now, &mut emit);
         let full = self.edges.record(&out[start..], now);
         self.count_unpaired(unpaired);
         full.then(|| self.edges.flush())

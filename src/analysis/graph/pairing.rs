@@ -8,7 +8,7 @@
 //! so a retried copy of either span is recognised as a duplicate instead of counted twice;
 //! waiting spans alone fill the store.
 
-use super::calls::{self, Half};
+use super::calls::{self, Half, HalfRef};
 use crate::model::{EdgeCall, Resource, SpanRecord, UnixNanos};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
@@ -192,13 +192,56 @@ impl PairingStore {
         self.cap_per_shard * self.shards.len()
     }
 
-    /// Records one span; completed calls and early evictions go to `emit`.
-    pub fn record(&self, span: &SpanRecord, now: UnixNanos, emit: &mut Emit<'_>) {
-        if span.kind.is_outgoing() {
-            self.record_client(span, now, emit);
-        } else if span.kind.is_served() {
-            self.record_server(span, now, emit);
+    /// Records a batch of spans; completed calls and early evictions go to `emit`. Each
+    /// shard is locked once for the batch's spans that fall in it (in their arrival
+    /// order), and the counters are added once per batch: a lock, an unlock and a counter
+    /// are atomic read-modify-writes, each of which waits for the stores before it.
+    pub fn record_batch(&self, spans: &[SpanRecord], now: UnixNanos, emit: &mut Emit<'_>) {
+        let mut keyed = Vec::with_capacity(spans.len());
+        let mut starts = vec![0u32; self.shards.len() + 1];
+        for (i, span) in spans.iter().enumerate() {
+            let Some(key) = key_of(span) else { continue };
+            let shard = self.shard_index(&span.trace_id);
+            starts[shard + 1] += 1;
+            keyed.push((shard as u32, i as u32, self.fp(&key)));
         }
+        if keyed.is_empty() {
+            return;
+        }
+        for s in 1..starts.len() {
+            starts[s] += starts[s - 1];
+        }
+        // Counting sort by shard, stable: each shard sees its spans in arrival order.
+        let mut next = starts.clone();
+        let mut by_shard = vec![(0u32, 0u64); keyed.len()];
+        for &(shard, i, fp) in &keyed {
+            let at = &mut next[shard as usize];
+            by_shard[*at as usize] = (i, fp);
+            *at += 1;
+        }
+        let mut tally = Tally::default();
+        for (shard, bounds) in self.shards.iter().zip(starts.windows(2)) {
+            let run = &by_shard[bounds[0] as usize..bounds[1] as usize];
+            if run.is_empty() {
+                continue;
+            }
+            let mut guard = shard.lock();
+            for &(i, fp) in run {
+                let span = &spans[i as usize];
+                let mut at = At {
+                    shard: &mut guard,
+                    fp,
+                    now,
+                    tally: &mut tally,
+                };
+                if span.kind.is_outgoing() {
+                    self.record_client(&mut at, span, emit);
+                } else {
+                    self.record_server(&mut at, span, emit);
+                }
+            }
+        }
+        tally.add_to(&self.stats);
     }
 
     /// Expiry queue entries over all shards (waiting keys and stale ones not yet dropped).
@@ -207,42 +250,37 @@ impl PairingStore {
         self.shards.iter().map(|s| s.lock().fifo.len()).sum()
     }
 
-    fn shard(&self, trace: &[u8; 16]) -> &Mutex<Shard> {
+    fn shard_index(&self, trace: &[u8; 16]) -> usize {
         let mut low = [0u8; 8];
         low.copy_from_slice(&trace[8..]);
         let mixed = u64::from_le_bytes(low).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        &self.shards[(mixed >> 40) as usize & self.mask]
+        (mixed >> 40) as usize & self.mask
     }
 
-    fn record_client(&self, span: &SpanRecord, now: UnixNanos, emit: &mut Emit<'_>) {
-        let key = Key {
-            trace: span.trace_id,
-            span: span.span_id,
-            root: false,
-        };
-        let fp = self.fp(&key);
-        let half = Half::of(span);
-        let mut guard = self.shard(&span.trace_id).lock();
-        let shard = &mut *guard;
-        match take_partner(&mut shard.map, fp, |s| matches!(s, State::Server(_))) {
+    fn record_client(&self, at: &mut At<'_>, span: &SpanRecord, emit: &mut Emit<'_>) {
+        let half = HalfRef::of(span);
+        let fp = at.fp;
+        match take_partner(&mut at.shard.map, fp, |s| matches!(s, State::Server(_))) {
             Partner::Found(State::Server(server)) => {
                 emit.calls
-                    .push(calls::paired(&half, &server, span.trace_id));
-                self.stats.paired.fetch_add(1, Ordering::Relaxed);
-                self.emit_alone(&half, span.trace_id, emit);
-                self.complete(&mut shard.done, fp, now);
+                    .push(calls::paired(half, server.view(), span.trace_id));
+                at.tally.paired += 1;
+                emit_alone(half, span.trace_id, emit, at.tally);
+                self.complete(&mut at.shard.done, fp, at.now);
             }
-            Partner::Found(_) | Partner::Same => self.duplicate(),
-            Partner::None if shard.done.contains(fp) => self.duplicate(),
+            Partner::Found(_) | Partner::Same => at.tally.duplicates += 1,
+            Partner::None if at.shard.done.contains(fp) => at.tally.duplicates += 1,
             Partner::None => {
-                let alone = self.emit_alone(&half, span.trace_id, emit);
-                let expires = now.saturating_add(self.ttl);
+                let alone = emit_alone(half, span.trace_id, emit, at.tally);
                 let slot = Slot {
                     trace: span.trace_id,
-                    state: State::Client { half, alone },
-                    expires,
+                    state: State::Client {
+                        half: half.to_owned(),
+                        alone,
+                    },
+                    expires: at.now.saturating_add(self.ttl),
                 };
-                self.insert(shard, fp, slot, emit);
+                self.insert(at.shard, fp, slot, emit);
             }
         }
     }
@@ -256,62 +294,30 @@ impl PairingStore {
         done.insert(fp, now, self.ttl, self.cap_per_shard);
     }
 
-    fn duplicate(&self) {
-        self.stats.duplicates.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Emits the database/messaging edge of a client span; true when it had one.
-    fn emit_alone(&self, half: &Half, trace: [u8; 16], emit: &mut Emit<'_>) -> bool {
-        if !half.completes_alone() {
-            return false;
-        }
-        match calls::alone(half, trace) {
-            Some(call) => {
-                emit.calls.push(call);
-                self.stats.alone.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn record_server(&self, span: &SpanRecord, now: UnixNanos, emit: &mut Emit<'_>) {
-        let root = span.is_root();
-        let key = Key {
-            trace: span.trace_id,
-            span: if root {
-                span.span_id
-            } else {
-                span.parent_span_id
-            },
-            root,
-        };
-        let fp = self.fp(&key);
-        let half = Half::of(span);
-        let mut guard = self.shard(&span.trace_id).lock();
-        let shard = &mut *guard;
-        match take_partner(&mut shard.map, fp, |s| matches!(s, State::Client { .. })) {
+    fn record_server(&self, at: &mut At<'_>, span: &SpanRecord, emit: &mut Emit<'_>) {
+        let half = HalfRef::of(span);
+        let fp = at.fp;
+        match take_partner(&mut at.shard.map, fp, |s| matches!(s, State::Client { .. })) {
             Partner::Found(State::Client { half: client, .. }) => {
                 emit.calls
-                    .push(calls::paired(&client, &half, span.trace_id));
-                self.stats.paired.fetch_add(1, Ordering::Relaxed);
-                self.complete(&mut shard.done, fp, now);
+                    .push(calls::paired(client.view(), half, span.trace_id));
+                at.tally.paired += 1;
+                self.complete(&mut at.shard.done, fp, at.now);
             }
-            Partner::Found(_) | Partner::Same => self.duplicate(),
-            Partner::None if shard.done.contains(fp) => self.duplicate(),
-            Partner::None if root => {
-                emit.calls.push(calls::from_user(&half, span.trace_id));
-                self.stats.roots.fetch_add(1, Ordering::Relaxed);
-                self.complete(&mut shard.done, fp, now);
+            Partner::Found(_) | Partner::Same => at.tally.duplicates += 1,
+            Partner::None if at.shard.done.contains(fp) => at.tally.duplicates += 1,
+            Partner::None if span.is_root() => {
+                emit.calls.push(calls::from_user(half, span.trace_id));
+                at.tally.roots += 1;
+                self.complete(&mut at.shard.done, fp, at.now);
             }
             Partner::None => {
-                let expires = now.saturating_add(self.ttl);
                 let slot = Slot {
                     trace: span.trace_id,
-                    state: State::Server(half),
-                    expires,
+                    state: State::Server(half.to_owned()),
+                    expires: at.now.saturating_add(self.ttl),
                 };
-                self.insert(shard, fp, slot, emit);
+                self.insert(at.shard, fp, slot, emit);
             }
         }
     }
@@ -364,7 +370,7 @@ impl PairingStore {
         let trace = slot.trace;
         match slot.state {
             State::Client { alone: true, .. } => {}
-            State::Client { half, alone: false } => match calls::virtual_node(&half, trace) {
+            State::Client { half, alone: false } => match calls::virtual_node(half.view(), trace) {
                 Some(call) => {
                     emit.calls.push(call);
                     self.stats
@@ -383,6 +389,74 @@ impl PairingStore {
             resource: half.resource,
             side,
         });
+    }
+}
+
+/// The key a span is stored or looked up under: client/producer spans under their own
+/// span id, server/consumer spans under their parent's (roots under their own, in a
+/// separate key space); None for spans that take no part in a call.
+fn key_of(span: &SpanRecord) -> Option<Key> {
+    let (span_id, root) = if span.kind.is_outgoing() {
+        (span.span_id, false)
+    } else if span.kind.is_served() {
+        match span.is_root() {
+            true => (span.span_id, true),
+            false => (span.parent_span_id, false),
+        }
+    } else {
+        return None;
+    };
+    Some(Key {
+        trace: span.trace_id,
+        span: span_id,
+        root,
+    })
+}
+
+/// One span's place in a locked shard.
+struct At<'a> {
+    shard: &'a mut Shard,
+    fp: u64,
+    now: UnixNanos,
+    tally: &'a mut Tally,
+}
+
+/// Counters of one batch, added to the shared ones once.
+#[derive(Default)]
+struct Tally {
+    paired: u64,
+    alone: u64,
+    roots: u64,
+    duplicates: u64,
+}
+
+impl Tally {
+    fn add_to(&self, stats: &PairingStats) {
+        for (n, counter) in [
+            (self.paired, &stats.paired),
+            (self.alone, &stats.alone),
+            (self.roots, &stats.roots),
+            (self.duplicates, &stats.duplicates),
+        ] {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Emits the database/messaging edge of a client span; true when it had one.
+fn emit_alone(half: HalfRef<'_>, trace: [u8; 16], emit: &mut Emit<'_>, tally: &mut Tally) -> bool {
+    if !half.completes_alone() {
+        return false;
+    }
+    match calls::alone(half, trace) {
+        Some(call) => {
+            emit.calls.push(call);
+            tally.alone += 1;
+            true
+        }
+        None => false,
     }
 }
 
