@@ -8,6 +8,7 @@
 #   benches/e2e_load.sh                 # defaults below
 #   DURATION=60s CONNECTIONS=8 benches/e2e_load.sh
 #   GRAPH=off benches/e2e_load.sh       # the same without the dependency graph
+#   GRAPH=full benches/e2e_load.sh      # the graph never thinned under load (min_sample_rate 1)
 #   FLEET=1 benches/e2e_load.sh         # a fleet-like call graph instead of the worst case
 #   PER_RESOURCE=64 benches/e2e_load.sh # requests batched per resource as SDKs send them
 #   CONFIG=my.yaml benches/e2e_load.sh  # serve with a configuration file (no `graph:` key if GRAPH=off)
@@ -43,11 +44,14 @@ GRPC=127.0.0.1:$PORT
 HTTP=127.0.0.1:$((PORT + 1))
 API=127.0.0.1:$((PORT + 2))
 
-# CONFIG=FILE serves with that configuration; GRAPH=off appends `graph.enabled: false`.
+# CONFIG=FILE serves with that configuration; GRAPH=off appends `graph.enabled: false`,
+# GRAPH=full `graph.min_sample_rate: 1`.
 CONFIG_ARGS=()
-if [ -n "${CONFIG:-}" ] || [ "${GRAPH:-on}" = off ]; then
-  { [ -n "${CONFIG:-}" ] && cat "$CONFIG"; [ "${GRAPH:-on}" = off ] && printf 'graph:\n  enabled: false\n'; true; } \
-    >target/e2e-config.yaml
+if [ -n "${CONFIG:-}" ] || [ "${GRAPH:-on}" != on ]; then
+  { [ -n "${CONFIG:-}" ] && cat "$CONFIG"
+    [ "${GRAPH:-on}" = off ] && printf 'graph:\n  enabled: false\n'
+    [ "${GRAPH:-on}" = full ] && printf 'graph:\n  min_sample_rate: 1\n'
+    true; } >target/e2e-config.yaml
   CONFIG_ARGS=(--config target/e2e-config.yaml)
 fi
 
@@ -75,6 +79,8 @@ t1=$(date +%s.%N)
 hwm=$(awk '/VmHWM/ {print $2}' "/proc/$PID/status")
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$PID/status")
 hz=$(getconf CLK_TCK)
+# The graph's sampling at the end of the run and the spans it left out (thinning under load).
+graph=$(curl -sf "http://$API/metrics" | awk '/^verdict_graph_sample_rate / {r=$2} /^verdict_graph_thinned_spans_total / {t=$2} END {printf "graph_sample_rate=%s graph_thinned_spans=%s", r, t}' || true)
 
 echo "$out"
 accepted=$(echo "$out" | grep -o 'accepted_spans=[0-9]*' | cut -d= -f2)
@@ -84,6 +90,7 @@ awk -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" -v hz="$hz" -v hwm="$hwm" -v
   cpu = (c1 - c0) / hz
   printf "server_cpu_cores=%.2f server_cpu_ns_per_span=%.0f peak_rss_mib=%.1f rss_after_mib=%.1f\n", cpu / (t1 - t0), (n > 0 ? cpu * 1e9 / n : 0), hwm / 1024, rss / 1024
 }'
+echo "$graph"
 kill -TERM "$PID"
 wait "$PID" || true
 trap - EXIT

@@ -106,10 +106,23 @@ impl RunningApp {
 }
 
 /// Builds every component and starts serving. `clock` is the wall clock in production.
+/// The process's CPU use is not watched (the analyzer may share its process, as in tests);
+/// [`serve`] watches it.
 pub async fn start(
     config: Config,
     webhooks: Vec<String>,
     clock: Arc<dyn Clock>,
+) -> anyhow::Result<RunningApp> {
+    start_with(config, webhooks, clock, None).await
+}
+
+/// As [`start`]; with `cpu`, the graph also thins when the process uses nearly all the CPU
+/// it may use (see `analysis::graph::thinning`).
+async fn start_with(
+    config: Config,
+    webhooks: Vec<String>,
+    clock: Arc<dyn Clock>,
+    cpu: Option<crate::telemetry::cpu::CpuMeter>,
 ) -> anyhow::Result<RunningApp> {
     let judge = Arc::new(crate::judge::Judge::new(&config.judge)?);
     let mut analyzer = Analyzer::new(&config.state, &config.graph);
@@ -145,6 +158,7 @@ pub async fn start(
         judge: judge.clone(),
         alerting,
         queue: queue.clone(),
+        cpu: parking_lot::Mutex::new(cpu),
     };
     let ticker = spawn_ticker(l, clock.clone(), ticker_stop.clone());
     let drain = CancellationToken::new();
@@ -197,14 +211,31 @@ struct Loop {
     judge: Arc<crate::judge::Judge>,
     alerting: Arc<crate::alert::Alerting>,
     queue: Arc<IngestQueue>,
+    /// The process's CPU use, watched when the process is the analyzer alone.
+    cpu: parking_lot::Mutex<Option<crate::telemetry::cpu::CpuMeter>>,
 }
 
 impl Loop {
     /// Housekeeping, then judging, then alerting on every current verdict.
     fn tick(&self, now: crate::model::UnixNanos) {
         self.analyzer.tick(now);
-        self.judge
-            .note_shed(self.queue.take_refused_since_last(), now);
+        let refused = self.queue.take_refused_since_last();
+        self.judge.note_shed(refused, now);
+        let pressure = crate::analysis::graph::thinning::Pressure {
+            queued: self.queue.depth(),
+            capacity: self.queue.capacity(),
+            refused,
+            cpu: self.cpu.lock().as_mut().and_then(|m| m.sample()),
+        };
+        if let Some(rate) = self.analyzer.adapt_graph(pressure) {
+            tracing::warn!(
+                sample_rate = rate,
+                queued = pressure.queued,
+                refused,
+                cpu = pressure.cpu,
+                "graph sampling changed: the share of traces the dependency graph keeps follows how far analysis is behind"
+            );
+        }
         let judged = self.judge.tick(&self.analyzer.series, now);
         for v in &judged.changed {
             tracing::info!(
@@ -263,7 +294,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let app = start(config, args.webhooks.clone(), Arc::new(SystemClock)).await?;
+        let cpu = Some(crate::telemetry::cpu::CpuMeter::new());
+        let app = start_with(config, args.webhooks.clone(), Arc::new(SystemClock), cpu).await?;
         wait_for_signal().await;
         tracing::info!("shutting down: draining accepted data");
         app.stop().await;

@@ -96,7 +96,8 @@ async fn json_has_the_issue_shape() {
     let payment = nodes.iter().find(|n| n["name"] == "payment").unwrap();
     assert_eq!(payment["versions"], serde_json::json!(["v1"]));
     let (_, _, other) = get("/api/v1/graph?environment=staging", None).await;
-    assert_eq!(other, r#"{"nodes":[],"edges":[]}"#);
+    // The issue's shape, plus the share of traces the graph keeps (1: not thinned).
+    assert_eq!(other, r#"{"nodes":[],"edges":[],"sample_rate":1.0}"#);
 }
 
 #[tokio::test]

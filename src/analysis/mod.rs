@@ -80,6 +80,15 @@ impl Analyzer {
         self.deliver(&runs, now);
     }
 
+    /// Adapts the share of traces the graph keeps to the pressure on the analysis (once a
+    /// second); returns the new rate when it changed. A disabled graph never thins.
+    pub fn adapt_graph(&self, pressure: graph::thinning::Pressure) -> Option<f64> {
+        if !self.graph_enabled {
+            return None;
+        }
+        self.graph.adapt(pressure)
+    }
+
     fn deliver(&self, runs: &EdgeRuns, now: UnixNanos) {
         if !runs.is_empty() {
             for o in &self.observers {
@@ -126,6 +135,19 @@ mod tests {
         let off = Analyzer::new(&state, &off_cfg);
         off.record(&pair(), 2_000);
         assert!(off.graph.snapshot(Some("e"), 0, u64::MAX).edges.is_empty());
+        let pressure = graph::thinning::Pressure {
+            queued: 10,
+            capacity: 10,
+            refused: 5,
+            cpu: Some(1.0),
+        };
+        assert_eq!(
+            off.adapt_graph(pressure),
+            None,
+            "a disabled graph never thins"
+        );
+        assert_eq!(off.graph.sample_rate(), 1.0);
+        assert_eq!(on.adapt_graph(pressure), Some(0.5));
         assert!(off.series.series_count() > 0, "series are still kept");
     }
 }

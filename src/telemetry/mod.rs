@@ -1,6 +1,7 @@
 //! The analyzer's own telemetry: structured `tracing` logs and a small Prometheus text
 //! writer that every component uses to render its counters from live state at scrape time.
 
+pub mod cpu;
 mod prom;
 
 pub use prom::{label_set, PromType, PromWriter};

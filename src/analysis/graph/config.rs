@@ -39,6 +39,14 @@ pub struct GraphConfig {
     /// Window of `GET /api/v1/graph` when the request names none. Default `5m`.
     #[serde(with = "humantime_serde")]
     pub default_window: Duration,
+    /// Smallest fraction of traces the graph keeps when the analysis falls behind its input
+    /// (ingest queue more than half full, or refusing data): it halves the fraction each
+    /// such second down to this, counts each kept call for the traces it stands for, and
+    /// doubles it again after 30 s with the queue nearly empty. Traces are chosen by trace
+    /// id (both halves of a call stay together; every version is thinned alike). The series
+    /// and the judge's own signals are never thinned. `1` never thins (data is refused
+    /// instead). An inverse power of two from `1/1024` to `1`. Default `0.0625`.
+    pub min_sample_rate: f64,
 }
 
 impl Default for GraphConfig {
@@ -52,6 +60,7 @@ impl Default for GraphConfig {
             slot: Duration::from_secs(30),
             horizon: Duration::from_secs(5 * 60),
             default_window: Duration::from_secs(5 * 60),
+            min_sample_rate: 0.0625,
         }
     }
 }
@@ -84,6 +93,17 @@ impl Validate for GraphConfig {
                 "{path}.horizon: must be between one slot and 10000 slots"
             ));
         }
+        let inverse = 1.0 / self.min_sample_rate;
+        let power_of_two = inverse.is_finite()
+            && inverse.fract() == 0.0
+            && (1.0..=1024.0).contains(&inverse)
+            && (inverse as u32).is_power_of_two();
+        if !power_of_two {
+            problems.push(format!(
+                "{path}.min_sample_rate: {} is not 1, 0.5, 0.25, ... down to 1/1024",
+                self.min_sample_rate
+            ));
+        }
         if self.default_window.is_zero() || self.default_window > self.horizon {
             problems.push(format!(
                 "{path}.default_window: must be greater than zero and at most the horizon"
@@ -110,12 +130,19 @@ mod tests {
             shards: 3,
             max_edges: 0,
             slot: Duration::from_millis(10),
+            min_sample_rate: 0.3,
             ..GraphConfig::default()
         };
         let mut p = Vec::new();
         c.validate("graph", &mut p);
         let all = p.join("\n");
-        for f in ["pairing_ttl", "shards", "max_edges", "slot"] {
+        for f in [
+            "pairing_ttl",
+            "shards",
+            "max_edges",
+            "slot",
+            "min_sample_rate",
+        ] {
             assert!(all.contains(&format!("graph.{f}:")), "{all}");
         }
     }

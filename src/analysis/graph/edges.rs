@@ -268,16 +268,16 @@ impl EdgeStore {
         h.finish()
     }
 
-    /// Buffers calls recorded at `now`; true when the buffer is full enough that the
-    /// caller should [`flush`](Self::flush) it.
-    pub fn record(&self, calls: &[EdgeCall], now: UnixNanos) -> bool {
+    /// Buffers calls recorded at `now`, each standing for `weight` calls; true when the
+    /// buffer is full enough that the caller should [`flush`](Self::flush) it.
+    pub fn record(&self, calls: &[EdgeCall], now: UnixNanos, weight: u32) -> bool {
         if calls.is_empty() {
             return false;
         }
         let fingerprints: Vec<u64> = calls.iter().map(|c| self.fingerprint_of(c)).collect();
         let mut ix = self.index.lock();
         for (c, fp) in calls.iter().zip(fingerprints) {
-            let sample = EdgeSample::of(c, now);
+            let sample = EdgeSample::of(c, now, weight);
             match ix.ids.get(&fp) {
                 Some(&id) => ix.pending.push((id, sample)),
                 None => self.first_call(&mut ix, fp, c, sample),

@@ -60,8 +60,8 @@ fn a_flush_applies_the_buffer_and_hands_it_on_grouped_by_edge() {
         call("a", "v1", "b", 30, true),
         call("c", "v1", "b", 40, false),
     ];
-    assert!(!s.record(&calls[..2], T0));
-    assert!(!s.record(&calls[2..], T0 + 1));
+    assert!(!s.record(&calls[..2], T0, 1));
+    assert!(!s.record(&calls[2..], T0 + 1, 1));
     assert_eq!(
         (s.len(), s.buffered()),
         (0, 4),
@@ -116,7 +116,7 @@ fn the_recording_worker_flushes_a_full_buffer_itself() {
 #[test]
 fn calls_on_the_overflow_edge_keep_their_own_names_for_the_judge() {
     let s = store(1);
-    s.record(&[call("a", "v1", "b", 1, false)], T0);
+    s.record(&[call("a", "v1", "b", 1, false)], T0, 1);
     s.record(
         &[
             call("c", "v2", "b", 2, true),
@@ -124,6 +124,7 @@ fn calls_on_the_overflow_edge_keep_their_own_names_for_the_judge() {
             call("c", "v2", "b", 4, false),
         ],
         T0,
+        1,
     );
     let runs = s.flush();
     assert_eq!(
@@ -149,17 +150,17 @@ fn calls_on_the_overflow_edge_keep_their_own_names_for_the_judge() {
 #[test]
 fn retirement_spares_buffered_edges_and_reuses_ids_of_retired_ones() {
     let s = store(2);
-    s.record(&[call("a", "v1", "b", 1, false)], T0);
-    s.record(&[call("c", "v1", "b", 2, false)], T0);
+    s.record(&[call("a", "v1", "b", 1, false)], T0, 1);
+    s.record(&[call("c", "v1", "b", 2, false)], T0, 1);
     s.flush();
     // A call on `a` waits in the buffer when the horizon has passed for both edges.
-    s.record(&[call("a", "v1", "b", 3, false)], T0);
+    s.record(&[call("a", "v1", "b", 3, false)], T0, 1);
     s.retire(T0 + 120 * SEC);
     let mut left = Vec::new();
     s.for_each(|k, _| left.push(k.caller.to_string()));
     assert_eq!(left, vec!["a"]);
     // `c`'s id is free again: a new edge takes it instead of going to the overflow edge.
-    s.record(&[call("e", "v1", "b", 4, false)], T0 + 120 * SEC);
+    s.record(&[call("e", "v1", "b", 4, false)], T0 + 120 * SEC, 1);
     let runs = s.flush();
     assert_eq!(
         summary(&runs),

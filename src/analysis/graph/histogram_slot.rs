@@ -63,13 +63,14 @@ impl EdgeSlot {
     }
 
     pub fn record(&mut self, c: &EdgeSample) {
-        self.calls += 1;
-        self.failures += c.failed as u64;
+        let w = u64::from(c.weight);
+        self.calls += w;
+        self.failures += c.failed as u64 * w;
         if let (Some(ns), Hist::Open(h)) = (c.client_ns(), &mut self.client) {
-            h.record(ns);
+            h.record_n(ns, w);
         }
         if let (Some(ns), Hist::Open(h)) = (c.server_ns(), &mut self.server) {
-            h.record(ns);
+            h.record_n(ns, w);
         }
     }
 
@@ -100,15 +101,16 @@ pub struct PromHistogram {
 }
 
 impl PromHistogram {
-    pub fn record(&mut self, ns: u64) {
+    /// Records `n` calls of `ns` nanoseconds.
+    pub fn record(&mut self, ns: u64, n: u64) {
         let s = ns as f64 / 1e9;
         let i = PROM_BUCKETS_SECONDS
             .iter()
             .position(|b| s <= *b)
             .unwrap_or(PROM_BUCKETS_SECONDS.len());
-        self.buckets[i] += 1;
-        self.sum_seconds += s;
-        self.count += 1;
+        self.buckets[i] += n;
+        self.sum_seconds += s * n as f64;
+        self.count += n;
     }
 }
 
@@ -124,14 +126,15 @@ pub struct Cumulative {
 
 impl Cumulative {
     pub fn record(&mut self, c: &EdgeSample) {
-        self.requests += 1;
-        self.failed += c.failed as u64;
+        let w = u64::from(c.weight);
+        self.requests += w;
+        self.failed += c.failed as u64 * w;
         let i = c.failed as usize;
         if let Some(ns) = c.client_ns() {
-            self.client[i].record(ns);
+            self.client[i].record(ns, w);
         }
         if let Some(ns) = c.server_ns() {
-            self.server[i].record(ns);
+            self.server[i].record(ns, w);
         }
     }
 }

@@ -180,6 +180,18 @@ impl Graph {
             "Estimated bytes held by the edges (keys, windows, cumulative histograms).",
             edge_bytes as f64,
         );
+        gauge(
+            w,
+            "verdict_graph_sample_rate",
+            "Fraction of traces the graph keeps now (below 1 while analysis is behind its input).",
+            self.sample_rate(),
+        );
+        counter(
+            w,
+            "verdict_graph_thinned_spans_total",
+            "Spans left out of the graph because analysis was behind its input.",
+            self.thinned_spans() as f64,
+        );
         counter(
             w,
             "verdict_graph_paired_total",

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod pairing;
 pub mod runs;
 pub mod snapshot;
+pub mod thinning;
 
 pub use runs::{EdgeRun, EdgeRuns, EdgeSample};
 pub use snapshot::{EdgeView, GraphSnapshot, NodeView, Quantiles};
@@ -25,6 +26,7 @@ use pairing::{Emit, PairingStore, Side, Unpaired};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use thinning::{Pressure, Thinning};
 
 /// `(environment, service, side)` of unpaired-span counters.
 type UnpairedKey = (Name, Name, Side);
@@ -38,6 +40,7 @@ pub struct Graph {
     /// Unpaired spans not given their own series because the cap was reached.
     unpaired_overflow: AtomicU64,
     max_unpaired_series: usize,
+    thinning: Thinning,
     default_window_ns: u64,
     horizon_ns: u64,
 }
@@ -50,6 +53,7 @@ impl Graph {
             unpaired: Mutex::new(HashMap::new()),
             unpaired_overflow: AtomicU64::new(0),
             max_unpaired_series: cfg.max_edges,
+            thinning: Thinning::new(cfg.min_sample_rate),
             default_window_ns: cfg.default_window.as_nanos() as u64,
             horizon_ns: cfg.horizon.as_nanos() as u64,
         }
@@ -71,9 +75,16 @@ impl Graph {
             calls: out,
             unpaired: &mut unpaired,
         };
-        self.pairing.record_batch(&batch.spans, now, &mut emit);
-        let full = self.edges.record(&out[start..], now);
-        self.count_unpaired(unpaired);
+        let level = self.thinning.level();
+        let thinned = self
+            .pairing
+            .record_batch(&batch.spans, level, now, &mut emit);
+        if thinned > 0 {
+            self.thinning.thinned.fetch_add(thinned, Ordering::Relaxed);
+        }
+        let weight = 1 << level;
+        let full = self.edges.record(&out[start..], now, weight);
+        self.count_unpaired(unpaired, u64::from(weight));
         full.then(|| self.edges.flush())
     }
 
@@ -91,11 +102,29 @@ impl Graph {
                 unpaired: &mut unpaired,
             },
         );
-        self.edges.record(&out[start..], now);
+        let weight = 1 << self.thinning.level();
+        self.edges.record(&out[start..], now, weight);
         let runs = self.edges.flush();
         self.edges.retire(now);
-        self.count_unpaired(unpaired);
+        self.count_unpaired(unpaired, u64::from(weight));
         runs
+    }
+
+    /// Adapts the share of traces the graph keeps to how far the analysis is behind its
+    /// input (called once a second); returns the new rate when it changed.
+    pub fn adapt(&self, pressure: Pressure) -> Option<f64> {
+        self.thinning.adapt(pressure)?;
+        Some(self.thinning.rate())
+    }
+
+    /// Fraction of traces the graph keeps now.
+    pub fn sample_rate(&self) -> f64 {
+        self.thinning.rate()
+    }
+
+    /// Spans left out of the graph by thinning, since start.
+    pub fn thinned_spans(&self) -> u64 {
+        self.thinning.thinned.load(Ordering::Relaxed)
     }
 
     /// Applies the buffered calls to the edges now; returns them grouped by edge. The
@@ -106,7 +135,10 @@ impl Graph {
 
     /// Nodes and edges with calls in `[from, to)`, optionally of one environment.
     pub fn snapshot(&self, env: Option<&str>, from: UnixNanos, to: UnixNanos) -> GraphSnapshot {
-        snapshot::build(&self.edges, env, from, to)
+        GraphSnapshot {
+            sample_rate: self.sample_rate(),
+            ..snapshot::build(&self.edges, env, from, to)
+        }
     }
 
     /// Window used when a request names none.
@@ -156,7 +188,7 @@ impl Graph {
         self.unpaired.lock().get(&key).copied().unwrap_or(0)
     }
 
-    fn count_unpaired(&self, spans: Vec<Unpaired>) {
+    fn count_unpaired(&self, spans: Vec<Unpaired>, weight: u64) {
         if spans.is_empty() {
             return;
         }
@@ -169,12 +201,12 @@ impl Graph {
             );
             let full = map.len() >= self.max_unpaired_series;
             match map.get_mut(&key) {
-                Some(n) => *n += 1,
+                Some(n) => *n += weight,
                 None if full => {
-                    self.unpaired_overflow.fetch_add(1, Ordering::Relaxed);
+                    self.unpaired_overflow.fetch_add(weight, Ordering::Relaxed);
                 }
                 None => {
-                    map.insert(key, 1);
+                    map.insert(key, weight);
                 }
             }
         }

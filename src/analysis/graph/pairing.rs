@@ -9,6 +9,7 @@
 //! waiting spans alone fill the store.
 
 use super::calls::{self, Half, HalfRef};
+use super::thinning::Thinning;
 use crate::model::{EdgeCall, Resource, SpanRecord, UnixNanos};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
@@ -196,17 +197,31 @@ impl PairingStore {
     /// shard is locked once for the batch's spans that fall in it (in their arrival
     /// order), and the counters are added once per batch: a lock, an unlock and a counter
     /// are atomic read-modify-writes, each of which waits for the stores before it.
-    pub fn record_batch(&self, spans: &[SpanRecord], now: UnixNanos, emit: &mut Emit<'_>) {
+    ///
+    /// Only spans of traces kept at thinning `level` take part (see [`super::thinning`]);
+    /// returns how many were left out.
+    pub fn record_batch(
+        &self,
+        spans: &[SpanRecord],
+        level: u32,
+        now: UnixNanos,
+        emit: &mut Emit<'_>,
+    ) -> u64 {
         let mut keyed = Vec::with_capacity(spans.len());
         let mut starts = vec![0u32; self.shards.len() + 1];
+        let mut thinned = 0;
         for (i, span) in spans.iter().enumerate() {
             let Some(key) = key_of(span) else { continue };
+            if !Thinning::keeps(&span.trace_id, level) {
+                thinned += 1;
+                continue;
+            }
             let shard = self.shard_index(&span.trace_id);
             starts[shard + 1] += 1;
             keyed.push((shard as u32, i as u32, self.fp(&key)));
         }
         if keyed.is_empty() {
-            return;
+            return thinned;
         }
         for s in 1..starts.len() {
             starts[s] += starts[s - 1];
@@ -242,6 +257,7 @@ impl PairingStore {
             }
         }
         tally.add_to(&self.stats);
+        thinned
     }
 
     /// Expiry queue entries over all shards (waiting keys and stale ones not yet dropped).

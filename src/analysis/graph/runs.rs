@@ -18,7 +18,13 @@ pub struct EdgeSample {
     pub at: UnixNanos,
     /// Either side in error.
     pub failed: bool,
+    /// Calls this one stands for in the edge's counts (`2^level` while the graph is thinned,
+    /// see [`super::thinning`]); the judge tests the kept calls themselves.
+    pub weight: u32,
 }
+
+// The weight lives in what was padding: a sample stays 48 bytes.
+const _: () = assert!(std::mem::size_of::<EdgeSample>() == 48);
 
 impl EdgeSample {
     /// A placeholder (no latencies, time zero).
@@ -28,15 +34,17 @@ impl EdgeSample {
         trace_id: [0; 16],
         at: 0,
         failed: false,
+        weight: 1,
     };
 
-    pub fn of(c: &EdgeCall, at: UnixNanos) -> Self {
+    pub fn of(c: &EdgeCall, at: UnixNanos, weight: u32) -> Self {
         Self {
             client_ns: c.client_ns.map_or(NONE, |v| v.min(NONE - 1)),
             server_ns: c.server_ns.map_or(NONE, |v| v.min(NONE - 1)),
             trace_id: c.trace_id,
             at,
             failed: c.failed,
+            weight,
         }
     }
 
@@ -78,7 +86,7 @@ impl EdgeRuns {
                 groups.push((key, c.callee_kind, Vec::new()));
                 groups.len() - 1
             });
-            groups[i].2.push(EdgeSample::of(c, at));
+            groups[i].2.push(EdgeSample::of(c, at, 1));
         }
         let mut runs = Self::default();
         for (key, kind, samples) in groups {

@@ -13,6 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct GraphSnapshot {
     pub nodes: Vec<NodeView>,
     pub edges: Vec<EdgeView>,
+    /// Fraction of traces the graph keeps now: 1 unless the analysis fell behind its input
+    /// (then requests and errors are estimates: each kept call counts for `1 / sample_rate`).
+    pub sample_rate: f64,
 }
 
 /// One node (a service, database, queue, external host or `user`).
@@ -87,6 +90,7 @@ pub fn build(store: &EdgeStore, env: Option<&str>, from: u64, to: u64) -> GraphS
             })
             .collect(),
         edges: edges.into_iter().map(|(k, t)| view(k, t)).collect(),
+        sample_rate: 1.0,
     }
 }
 

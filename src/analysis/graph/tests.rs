@@ -389,3 +389,61 @@ fn completed_pairs_do_not_keep_the_expiry_queue() {
         g.pairing_queued()
     );
 }
+
+/// Under pressure the graph keeps a quarter of the traces, whole: every kept call counts
+/// four times in the edge, the judge gets the kept calls themselves, no span is left
+/// unpaired by thinning, and the rate shows in the snapshot and in `/metrics`.
+#[test]
+fn a_thinned_graph_keeps_whole_traces_and_weighs_their_calls() {
+    use super::thinning::Pressure;
+    let g = graph();
+    let busy = Pressure {
+        queued: 900,
+        capacity: 1_000,
+        refused: 0,
+        cpu: None,
+    };
+    assert_eq!(g.adapt(busy), Some(0.5));
+    assert_eq!(g.adapt(busy), Some(0.25));
+    let n = 8_000u64;
+    let mut spans = Vec::new();
+    for trace in 1..=n {
+        let (c, s) = call_pair(trace.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        // Server first: every kept pair waits in the store once.
+        spans.extend([s, c]);
+    }
+    let mut out = Vec::new();
+    for chunk in spans.chunks(512) {
+        g.record_spans(
+            &SpanBatch {
+                spans: chunk.to_vec(),
+            },
+            T0,
+            &mut out,
+        );
+    }
+    let runs = g.tick(T0 + 60 * SEC, &mut out);
+    let kept = out.len() as u64;
+    let sd = (n as f64 * 0.25 * 0.75).sqrt();
+    assert!(
+        (kept as f64 - n as f64 / 4.0).abs() < 5.0 * sd,
+        "kept {kept} of {n}"
+    );
+    assert_eq!(runs.calls() as u64, kept, "the judge sees the kept calls");
+    assert_eq!(g.thinned_spans(), 2 * (n - kept));
+    assert_eq!(g.unpaired("prod", "payment", Side::Server), 0);
+    assert_eq!(g.unpaired("prod", "checkout", Side::Client), 0);
+    assert_eq!(g.pending(), 0);
+    let snap = g.snapshot(None, T0, T0 + 61 * SEC);
+    assert_eq!(snap.sample_rate, 0.25);
+    assert_eq!(snap.edges[0].requests, 4 * kept);
+    assert_eq!(snap.edges[0].errors, 4 * kept, "every server span failed");
+    let mut w = PromWriter::new();
+    g.export_metrics(&mut w);
+    let text = w.finish();
+    assert!(text.contains("verdict_graph_sample_rate 0.25\n"), "{text}");
+    assert!(text.contains(&format!(
+        "verdict_graph_thinned_spans_total {}\n",
+        2 * (n - kept)
+    )));
+}
