@@ -23,7 +23,7 @@ fn js_str(s: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_canary_shows_rollback_badge_reason_and_culprit_edge() {
-    let (addr, _shared) = fixture::serve(fixture::canary_scenario()).await;
+    let (addr, shared) = fixture::serve(fixture::canary_scenario()).await;
     let (_b, mut page) = open(&format!("http://{addr}/?poll=300")).await;
     page.wait_for(
         "[...document.querySelectorAll('.row.deployment')].some(r => r.dataset.service === 'checkout' && r.querySelector('.badge.rollback')?.textContent === 'rollback')",
@@ -68,6 +68,15 @@ async fn bad_canary_shows_rollback_badge_reason_and_culprit_edge() {
         worse, "edge worse",
         "frontend->checkout differs between checkout versions"
     );
+    // A graph thinned under load says so; a whole one does not.
+    let info = "document.getElementById('graph-info').textContent";
+    assert!(!page.eval(info).await.as_str().unwrap().contains("sampled"));
+    shared.lock().sample_rate = Some(0.0625);
+    page.wait_for(
+        &format!("{info}.includes('sampled under load: 1 trace in 16, counts estimated')"),
+        "the graph's sampling shown",
+    )
+    .await;
     let shapes = page.eval("['postgres','kafka'].map(n => document.querySelector(`g.node[data-name=\"${n}\"]`).getAttribute('class'))").await;
     assert_eq!(
         shapes,

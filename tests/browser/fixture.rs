@@ -21,6 +21,8 @@ pub struct Snapshot {
     pub nodes: Vec<Value>,
     pub edges: Vec<Value>,
     pub alerts: Vec<Value>,
+    /// The graph's `sample_rate`; absent when None (as an older analyzer answers).
+    pub sample_rate: Option<f64>,
 }
 
 pub type Shared = Arc<Mutex<Snapshot>>;
@@ -74,7 +76,11 @@ async fn services(State(s): State<Shared>, Query(q): Q) -> Json<Value> {
 
 async fn graph(State(s): State<Shared>) -> Json<Value> {
     let s = s.lock();
-    Json(json!({ "nodes": s.nodes, "edges": s.edges }))
+    let mut g = json!({ "nodes": s.nodes, "edges": s.edges });
+    if let Some(rate) = s.sample_rate {
+        g["sample_rate"] = json!(rate);
+    }
+    Json(g)
 }
 
 async fn alerts(State(s): State<Shared>) -> Json<Value> {
@@ -227,6 +233,7 @@ pub fn canary_scenario() -> Snapshot {
             "delivery": [{"sink": "webhook", "type": "webhook", "state": "delivered", "delivered_status": "firing",
                           "delivered_at": "2026-11-26T18:01:01Z", "last_error": null}],
         })],
+        sample_rate: Some(1.0),
     }
 }
 

@@ -86,7 +86,7 @@ function render() {
   const t3 = performance.now();
   const bad = items.filter(d => d.verdict === 'rollback').length;
   $('counts').textContent = `${items.length} deployments, ${bad} rollback`;
-  $('graph-info').textContent = state.graph ? `${(state.graph.nodes || []).length} nodes, ${(state.graph.edges || []).length} edges` : '';
+  $('graph-info').textContent = state.graph ? graphInfo(state.graph) : '';
   Object.assign(stats, { renders: stats.renders + 1, lastListMs: t1 - t0, lastGraphMs: t3 - t2, lastLayoutMs: graph.stats.lastLayoutMs, lastRenderMs: t3 - t0 });
   if (stats.firstRenderMs === null && state.deployments.length) {
     stats.firstRenderMs = performance.now();
@@ -129,3 +129,11 @@ $('only-bad').addEventListener('change', e => { state.onlyBad = e.target.checked
 $('zoom-in').addEventListener('click', () => graph.setZoom(graph.zoom * 1.25));
 $('zoom-out').addEventListener('click', () => graph.setZoom(graph.zoom / 1.25));
 loop();
+
+// Node and edge counts; while the analyzer keeps only some traces for the graph (it fell
+// behind its input), say so: the edges' counts are then estimates.
+function graphInfo(g) {
+  const counts = `${(g.nodes || []).length} nodes, ${(g.edges || []).length} edges`;
+  const rate = typeof g.sample_rate === 'number' ? g.sample_rate : 1;
+  return rate < 1 ? `${counts} · sampled under load: 1 trace in ${Math.round(1 / rate)}, counts estimated` : counts;
+}
