@@ -115,6 +115,14 @@ pub fn regressions(
             (mix, E_TEST)
         }
     };
+    // Most tests cross nothing on most ticks: summing their windows (the costly part) waits
+    // until one does.
+    let crosses = pick(t.errors.log_e(), t.hist_errors).0 >= limit
+        || (0..cfg.quantiles.len())
+            .any(|i| pick(t.latency[i].log_e(), t.hist_latency[i]).0 >= limit);
+    if !crosses {
+        return Vec::new();
+    }
     let (wc, wb) = t.windowed();
     let exemplars: Vec<String> = t.exemplars.iter().map(crate::model::trace_id_hex).collect();
     let mut out = Vec::new();
