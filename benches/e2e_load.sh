@@ -81,6 +81,11 @@ rss=$(awk '/VmRSS/ {print $2}' "/proc/$PID/status")
 hz=$(getconf CLK_TCK)
 # The graph's sampling at the end of the run and the spans it left out (thinning under load).
 graph=$(curl -sf "http://$API/metrics" | awk '/^verdict_graph_sample_rate / {r=$2} /^verdict_graph_thinned_spans_total / {t=$2} END {printf "graph_sample_rate=%s graph_thinned_spans=%s", r, t}' || true)
+# Where the memory is at the end of the run: the analysis's own estimates and the allocator's view.
+memory=$(curl -sf "http://$API/metrics" | awk '
+  /^verdict_graph_store_(items|tombstones) / { sub(/^verdict_/, "", $1); printf "%s=%d ", $1, $2 }
+  /^verdict_(state_memory|graph_edges_memory|judge_streams_memory|judge_tests_memory)_bytes / ||
+  /^verdict_allocator_[a-z]+_bytes / { sub(/^verdict_/, "", $1); sub(/_bytes$/, "", $1); printf "%s_mib=%.1f ", $1, $2 / 1048576 }' || true)
 
 echo "$out"
 accepted=$(echo "$out" | grep -o 'accepted_spans=[0-9]*' | cut -d= -f2)
@@ -91,6 +96,7 @@ awk -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" -v hz="$hz" -v hwm="$hwm" -v
   printf "server_cpu_cores=%.2f server_cpu_ns_per_span=%.0f peak_rss_mib=%.1f rss_after_mib=%.1f\n", cpu / (t1 - t0), (n > 0 ? cpu * 1e9 / n : 0), hwm / 1024, rss / 1024
 }'
 echo "$graph"
+echo "$memory"
 kill -TERM "$PID"
 wait "$PID" || true
 trap - EXIT

@@ -113,17 +113,19 @@ pub async fn start(
     webhooks: Vec<String>,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<RunningApp> {
-    start_with(config, webhooks, clock, None).await
+    start_with(config, webhooks, clock, false).await
 }
 
-/// As [`start`]; with `cpu`, the graph also thins when the process uses nearly all the CPU
-/// it may use (see `analysis::graph::thinning`).
+/// As [`start`]. With `own_process` (the process is the analyzer alone, as under
+/// `verdict serve`), the graph also thins when the process uses nearly all the CPU it may use
+/// (see `analysis::graph::thinning`), and `/metrics` shows the process's memory.
 async fn start_with(
     config: Config,
     webhooks: Vec<String>,
     clock: Arc<dyn Clock>,
-    cpu: Option<crate::telemetry::cpu::CpuMeter>,
+    own_process: bool,
 ) -> anyhow::Result<RunningApp> {
+    let cpu = own_process.then(crate::telemetry::cpu::CpuMeter::new);
     let judge = Arc::new(crate::judge::Judge::new(&config.judge)?);
     let mut analyzer = Analyzer::new(&config.state, &config.graph);
     analyzer.add_observer(judge.clone());
@@ -134,16 +136,20 @@ async fn start_with(
     let (queue, queue_rx) = IngestQueue::new(config.receivers.queue_capacity);
     let receiver_metrics = Arc::new(ReceiverMetrics::new());
     let ready = Arc::new(AtomicBool::new(false));
+    let mut exporters: Vec<Arc<dyn ExportMetrics>> = vec![
+        receiver_metrics.clone(),
+        queue.clone(),
+        analyzer.clone(),
+        judge.clone(),
+        alerting.clone(),
+    ];
+    if own_process {
+        exporters.push(Arc::new(crate::telemetry::memory::MemoryMetrics));
+    }
     let state = AppState {
         analyzer: analyzer.clone(),
         clock: clock.clone(),
-        metrics: Arc::new(vec![
-            receiver_metrics.clone() as Arc<dyn ExportMetrics>,
-            queue.clone(),
-            analyzer.clone(),
-            judge.clone(),
-            alerting.clone(),
-        ]),
+        metrics: Arc::new(exporters),
         ready: ready.clone(),
         alerting: alerting.clone(),
         judge: judge.clone(),
@@ -294,8 +300,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let cpu = Some(crate::telemetry::cpu::CpuMeter::new());
-        let app = start_with(config, args.webhooks.clone(), Arc::new(SystemClock), cpu).await?;
+        let app = start_with(config, args.webhooks.clone(), Arc::new(SystemClock), true).await?;
         wait_for_signal().await;
         tracing::info!("shutting down: draining accepted data");
         app.stop().await;

@@ -2,6 +2,7 @@
 //! writer that every component uses to render its counters from live state at scrape time.
 
 pub mod cpu;
+pub mod memory;
 mod prom;
 
 pub use prom::{label_set, PromType, PromWriter};
