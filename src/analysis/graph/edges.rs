@@ -160,6 +160,19 @@ impl EdgeState {
     }
 }
 
+/// Extends `edges` to `len` slots, growing its room by half and never past `most` (ids
+/// stay below the cap plus the overflow edge): edge states are stored inline (about 800
+/// bytes), so a doubling vector would keep up to a cap's worth of empty room.
+fn grow_capped(edges: &mut Vec<Option<Edge>>, len: usize, most: usize) {
+    if len > edges.capacity() {
+        let room = (edges.len() / 2)
+            .max(64)
+            .min(most.saturating_sub(edges.len()));
+        edges.reserve_exact(room.max(len - edges.len()));
+    }
+    edges.resize_with(len, || None);
+}
+
 /// An edge held by the store.
 #[derive(Debug)]
 struct Edge {
@@ -245,6 +258,19 @@ impl EdgeStore {
         self.len() == 0
     }
 
+    /// Slots for edge states the store has room for, used or not.
+    pub fn state_room(&self) -> usize {
+        self.edges.read().capacity()
+    }
+
+    /// Bytes of the room for edge states not taken by an edge (an edge's
+    /// [`EdgeState::memory_bytes`] counts its own slot).
+    pub fn empty_room_bytes(&self) -> usize {
+        let edges = self.edges.read();
+        let used = edges.iter().flatten().count();
+        (edges.capacity() - used) * std::mem::size_of::<Option<Edge>>()
+    }
+
     /// Calls waiting for the next flush.
     pub fn buffered(&self) -> usize {
         self.index.lock().buffered()
@@ -328,7 +354,7 @@ impl EdgeStore {
         for (id, fingerprint, key, kind) in created {
             let id = id as usize;
             if edges.len() <= id {
-                edges.resize_with(id + 1, || None);
+                grow_capped(&mut edges, id + 1, self.max_edges + 1);
             }
             edges[id] = Some(Edge {
                 key,

@@ -175,3 +175,18 @@ fn retirement_spares_buffered_edges_and_reuses_ids_of_retired_ones() {
         0
     );
 }
+
+#[test]
+fn the_edge_states_room_stops_at_the_cap() {
+    let cap = 1_000;
+    let s = store(cap);
+    for i in 0..cap + 10 {
+        s.record(&[call(&format!("caller-{i}"), "v1", "b", 1, false)], T0, 1);
+        if i % 97 == 0 {
+            s.flush();
+        }
+    }
+    s.flush();
+    assert_eq!(s.len(), cap + 1, "the cap's edges and the overflow edge");
+    assert!(s.state_room() <= cap + 1, "room for {}", s.state_room());
+}

@@ -25,6 +25,7 @@ impl ExportMetrics for Graph {
             edges.push((k.clone(), e.cumulative.clone()));
             edge_bytes += e.memory_bytes();
         });
+        edge_bytes += self.edges.empty_room_bytes();
         edges.sort_by(|a, b| a.0.cmp(&b.0));
         // Rendered from the copy, with no lock held: the writer may wait at boundaries.
         let sets: Vec<String> = edges.iter().map(|(k, _)| label_set(&labels(k))).collect();
