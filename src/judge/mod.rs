@@ -184,6 +184,16 @@ impl crate::telemetry::ExportMetrics for Judge {
         );
         w.sample("verdict_judge_tests_memory_bytes", &[], tests as f64);
         w.family(
+            "verdict_judge_path_memory_bytes",
+            PromType::Gauge,
+            "Estimated bytes held by the path buffer (held spans and their traces).",
+        );
+        w.sample(
+            "verdict_judge_path_memory_bytes",
+            &[],
+            st.path.memory_bytes() as f64,
+        );
+        w.family(
             "verdict_judge_held_spans",
             PromType::Gauge,
             "Spans held for path attribution.",
