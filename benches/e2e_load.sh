@@ -9,6 +9,7 @@
 #   DURATION=60s CONNECTIONS=8 benches/e2e_load.sh
 #   GRAPH=off benches/e2e_load.sh       # the same without the dependency graph
 #   GRAPH=full benches/e2e_load.sh      # the graph never thinned under load (min_sample_rate 1)
+#   RSS_LOG=rss.txt benches/e2e_load.sh # also log the server's RSS once a second
 #   FLEET=1 benches/e2e_load.sh         # a fleet-like call graph instead of the worst case
 #   PER_RESOURCE=64 benches/e2e_load.sh # requests batched per resource as SDKs send them
 #   CONFIG=my.yaml benches/e2e_load.sh  # serve with a configuration file (no `graph:` key if GRAPH=off)
@@ -70,6 +71,9 @@ done
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 c0=$(cpu_ticks)
 t0=$(date +%s.%N)
+# RSS_LOG=FILE: the server's resident memory once a second ("seconds MiB"), to see when the peak comes.
+[ -n "${RSS_LOG:-}" ] && { ( s=0; while kill -0 "$PID" 2>/dev/null; do
+    awk -v s="$s" '/VmRSS/ {printf "%d %.1f\n", s, $2 / 1024}' "/proc/$PID/status"; sleep 1; s=$((s + 1)); done ) >"$RSS_LOG" 2>/dev/null & }
 [ -n "${PERF_OUT:-}" ] && { perf record -F 999 -g -p "$PID" -o "$PERF_OUT" -- sleep 10 >/dev/null 2>&1 & }
 out=$(taskset -c "$LOAD_CPU" "$BIN" loadgen --target "http://$GRPC" --duration "$DURATION" \
   --connections "$CONNECTIONS" --inflight "$INFLIGHT" --services "$SERVICES" \
