@@ -87,7 +87,7 @@ hz=$(getconf CLK_TCK)
 graph=$(curl -sf "http://$API/metrics" | awk '/^verdict_graph_sample_rate / {r=$2} /^verdict_graph_thinned_spans_total / {t=$2} END {printf "graph_sample_rate=%s graph_thinned_spans=%s", r, t}' || true)
 # Where the memory is at the end of the run: the analysis's own estimates and the allocator's view.
 memory=$(curl -sf "http://$API/metrics" | awk '
-  /^verdict_graph_store_(items|tombstones) / { sub(/^verdict_/, "", $1); printf "%s=%d ", $1, $2 }
+  /^verdict_(graph_store_items|graph_store_tombstones|graph_edges|judge_streams) / { sub(/^verdict_/, "", $1); printf "%s=%d ", $1, $2 }
   /^verdict_(state_memory|graph_edges_memory|judge_streams_memory|judge_tests_memory|judge_path_memory)_bytes / ||
   /^verdict_allocator_[a-z]+_bytes / { sub(/^verdict_/, "", $1); sub(/_bytes$/, "", $1); printf "%s_mib=%.1f ", $1, $2 / 1048576 }' || true)
 
