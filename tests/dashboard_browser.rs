@@ -3,12 +3,11 @@
 //! as text, and the page served by the real `verdict serve` binary.
 
 mod browser;
+mod support;
 
 use browser::cdp::{Browser, Page};
 use browser::fixture::{self, HOSTILE, HOSTILE_VERSION};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 
 async fn open(url: &str) -> (Browser, Page) {
     let browser = Browser::launch();
@@ -195,33 +194,8 @@ async fn hostile_names_render_as_text_and_run_nothing() {
 /// The real binary serves the page at `/`; the page starts polling its API.
 #[tokio::test(flavor = "multi_thread")]
 async fn verdict_serve_serves_the_dashboard() {
-    let data_dir = tempfile::tempdir().expect("data dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_verdict"))
-        .args([
-            "serve",
-            "--api-addr",
-            "127.0.0.1:0",
-            "--otlp-grpc-addr",
-            "127.0.0.1:0",
-            "--otlp-http-addr",
-            "127.0.0.1:0",
-        ])
-        .env("VERDICT_LOG_FORMAT", "json")
-        .current_dir(data_dir.path())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn verdict serve");
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let api = stderr
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            serde_json::from_str::<Value>(&l).ok()?["fields"]["api"]
-                .as_str()
-                .map(String::from)
-        })
-        .expect("verdict logs its API address");
+    let mut served = support::serve::spawn_serve();
+    let api = served.api.clone();
     let (_b, mut page) = open(&format!("http://{api}/?poll=300")).await;
     page.wait_for(
         "window.verdictDashboard && window.verdictDashboard.polls >= 2",
@@ -239,8 +213,8 @@ async fn verdict_serve_serves_the_dashboard() {
         "page exceptions: {:?}",
         page.exceptions()
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    let _ = served.child.kill();
+    let _ = served.child.wait();
 }
 
 /// A real scenario through the whole app, as the issue asks: the simulator (the Rust

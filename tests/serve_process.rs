@@ -1,9 +1,9 @@
 //! The `verdict serve` process itself: its `/metrics` page reports the process's memory as the
 //! kernel and jemalloc (the binary's allocator) see it, and SIGTERM ends it with status 0.
 
-use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod support;
+
+use std::process::Command;
 
 fn metric(page: &str, name: &str) -> f64 {
     page.lines()
@@ -14,30 +14,8 @@ fn metric(page: &str, name: &str) -> f64 {
 
 #[tokio::test]
 async fn serve_reports_its_memory_and_exits_cleanly_on_sigterm() {
-    let data_dir = tempfile::tempdir().expect("data dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_verdict"))
-        .args(["serve", "--api-addr", "127.0.0.1:0"])
-        .args([
-            "--otlp-grpc-addr",
-            "127.0.0.1:0",
-            "--otlp-http-addr",
-            "127.0.0.1:0",
-        ])
-        .env("VERDICT_LOG_FORMAT", "json")
-        .current_dir(data_dir.path())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn verdict serve");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let api = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| {
-            let v: Value = serde_json::from_str(&l).ok()?;
-            v["fields"]["api"].as_str().map(String::from)
-        })
-        .expect("verdict logs its API address");
+    let mut served = support::serve::spawn_serve();
+    let api = served.api.clone();
     let page = reqwest::get(format!("http://{api}/metrics"))
         .await
         .and_then(|r| r.error_for_status())
@@ -59,13 +37,13 @@ async fn serve_reports_its_memory_and_exits_cleanly_on_sigterm() {
     assert!(rss >= resident, "rss {rss} < allocator resident {resident}");
 
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &served.child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(status.success());
-    let exit = child.wait().expect("verdict exits");
+    let exit = served.child.wait().expect("verdict exits");
     assert_eq!(exit.code(), Some(0), "SIGTERM ends verdict serve with 0");
-    let logged: Vec<String> = lines.map_while(Result::ok).collect();
+    let logged: Vec<String> = served.logs.map_while(Result::ok).collect();
     assert!(
         logged.iter().any(|l| l.contains("shutting down")),
         "the shutdown is logged: {logged:?}"
