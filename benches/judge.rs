@@ -2,7 +2,8 @@
 //! `on_edges` for a 512-span batch of client/server pairs, its 256 calls grouped by edge
 //! as a graph flush hands them on) and of one judging tick, on a
 //! fleet of 200 services x 3 versions (the first serving 90 %) with 4 callees each and
-//! every non-stable version a live deployment.
+//! every non-stable version a live deployment; and the path buffer held full at its default
+//! cap, a second of one-span traces taken in and released at a time.
 
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use std::hint::black_box;
@@ -204,7 +205,52 @@ fn bench(c: &mut Criterion) {
     grp.finish();
 }
 
-criterion_group!(benches, bench);
+/// The path buffer at its default cap (200,000 spans held for the default 5 s): each
+/// iteration is one second, releasing the traces held 5 s before and taking 40,000 new
+/// one-span traces (the shape SDK-sized requests under heavy load give it; the costliest
+/// per span, one trace each).
+fn path_buffer(c: &mut Criterion) {
+    use verdict::judge::path::PathBuffer;
+    const PER_SECOND: u64 = 40_000;
+    let r = resource("prod", "a", "1");
+    // Six seconds of distinct traces, cycled: a trace id comes back after its release.
+    let spans: Vec<_> = (0..6 * PER_SECOND)
+        .map(|k| span(&r, SpanKind::Server, k + 1, 1, 0, T0, 1_000, false))
+        .collect();
+    let mut buf = PathBuffer::new(200_000, 5 * S);
+    let mut t = T0;
+    let mut next = 0usize;
+    let mut out = Vec::new();
+    let mut second = |buf: &mut PathBuffer, t: u64, out: &mut Vec<_>| {
+        buf.flush(t, false, &|_: &str, _: &str| true, out);
+        out.clear();
+        for _ in 0..PER_SECOND {
+            buf.hold(&spans[next], r.clone(), t);
+            next = (next + 1) % spans.len();
+        }
+    };
+    for _ in 0..6 {
+        t += S;
+        second(&mut buf, t, &mut out);
+    }
+    assert_eq!(buf.held_spans(), 200_000, "warmed to the cap");
+    assert_eq!(buf.dropped_spans, 0);
+    let mut grp = c.benchmark_group("judge");
+    grp.throughput(Throughput::Elements(PER_SECOND));
+    grp.bench_function(
+        "path buffer: one second at its cap, 40,000 one-span traces",
+        |b| {
+            b.iter(|| {
+                t += S;
+                second(&mut buf, t, &mut out);
+            })
+        },
+    );
+    grp.finish();
+    assert_eq!(buf.dropped_spans, 0, "the buffer stayed within its cap");
+}
+
+criterion_group!(benches, bench, path_buffer);
 
 fn main() {
     benches();
