@@ -88,7 +88,7 @@ graph=$(curl -sf "http://$API/metrics" | awk '/^verdict_graph_sample_rate / {r=$
 # Where the memory is at the end of the run: the analysis's own estimates and the allocator's view.
 memory=$(curl -sf "http://$API/metrics" | awk '
   /^verdict_(graph_store_items|graph_store_tombstones|graph_edges|judge_streams) / { sub(/^verdict_/, "", $1); printf "%s=%d ", $1, $2 }
-  /^verdict_(state_memory|graph_edges_memory|judge_streams_memory|judge_tests_memory|judge_path_memory)_bytes / ||
+  /^verdict_(state_memory|graph_edges_memory|judge_streams_memory|judge_tests_memory|judge_path_memory|graph_store_memory)_bytes / ||
   /^verdict_allocator_[a-z]+_bytes / { sub(/^verdict_/, "", $1); sub(/_bytes$/, "", $1); printf "%s_mib=%.1f ", $1, $2 / 1048576 }' || true)
 
 echo "$out"

@@ -165,11 +165,12 @@ fn memory_per_in_flight_span() {
     assert_eq!(graph.pending() as u64, n);
     println!(
         "graph/memory_per_in_flight_span: {:.1} bytes per waiting span ({} spans, {} bytes; \
-         entry struct {} bytes)",
+         entry struct {} bytes; verdict_graph_store_memory_bytes estimates {:.1} per span)",
         (after - before) as f64 / n as f64,
         n,
         after - before,
-        verdict::analysis::graph::pairing::entry_bytes()
+        verdict::analysis::graph::pairing::entry_bytes(),
+        graph.pairing_memory_bytes() as f64 / n as f64
     );
     black_box(graph);
 }

@@ -165,6 +165,12 @@ impl Graph {
         );
         gauge(
             w,
+            "verdict_graph_store_memory_bytes",
+            "Estimated bytes held by the pairing store: waiting spans, expiry queue, tombstones.",
+            self.pairing_memory_bytes() as f64,
+        );
+        gauge(
+            w,
             "verdict_graph_store_capacity",
             "Most spans the pairing store holds waiting.",
             self.pending_capacity() as f64,

@@ -156,6 +156,11 @@ impl Graph {
         self.pairing.len()
     }
 
+    /// Estimated heap bytes of the pairing store (see [`PairingStore::memory_bytes`]).
+    pub fn pairing_memory_bytes(&self) -> usize {
+        self.pairing.memory_bytes()
+    }
+
     /// Completed pairs remembered for duplicate detection.
     pub fn pairing_tombstones(&self) -> usize {
         self.pairing.tombstones()

@@ -179,6 +179,35 @@ impl PairingStore {
         self.shards.iter().map(|s| s.lock().done.len()).sum()
     }
 
+    /// Estimated heap bytes: each shard's map (buckets and control bytes, boxed peers of
+    /// waiting client spans), its expiry queue and its two tombstone generations. The
+    /// waiting spans' resources are shared with their batches and not counted.
+    pub fn memory_bytes(&self) -> usize {
+        let table = |room: usize, bucket: usize| match room {
+            0 => 0,
+            n => (n * 8).div_ceil(7).next_power_of_two() * (bucket + 1),
+        };
+        self.shards
+            .iter()
+            .map(|s| {
+                let s = s.lock();
+                let peers: usize = s
+                    .map
+                    .values()
+                    .filter(|slot| match &slot.state {
+                        State::Client { half, .. } | State::Server(half) => half.peer.is_some(),
+                    })
+                    .count()
+                    * std::mem::size_of::<crate::model::Peer>();
+                table(s.map.capacity(), std::mem::size_of::<(u64, Slot)>())
+                    + peers
+                    + s.fifo.capacity() * std::mem::size_of::<(u64, UnixNanos)>()
+                    + table(s.done.current.capacity(), 8)
+                    + table(s.done.previous.capacity(), 8)
+            })
+            .sum()
+    }
+
     /// Spans waiting for their partner.
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().map.len()).sum()

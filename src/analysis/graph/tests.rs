@@ -447,3 +447,35 @@ fn a_thinned_graph_keeps_whole_traces_and_weighs_their_calls() {
         2 * (n - kept)
     )));
 }
+
+#[test]
+fn the_pairing_store_estimate_grows_with_waiting_spans_and_tombstones() {
+    let g = graph();
+    let empty = g.pairing_memory_bytes();
+    let fe = resource("prod", "frontend", "v1");
+    let waiting: Vec<SpanRecord> = (1..=10_000)
+        .map(|t| {
+            let s = span(&fe, SpanKind::Client, t, 1, 9, T0, 1_000, false);
+            with_peer(s, NodeKind::Service, "ghost")
+        })
+        .collect();
+    feed(&g, waiting, T0);
+    assert_eq!(g.pending(), 10_000);
+    let per_span = (g.pairing_memory_bytes() - empty) as f64 / 10_000.0;
+    // A map entry (with its control byte and the room a hash table keeps), a queue entry
+    // and the boxed peer: the counting allocator of `cargo bench --bench graph` measures
+    // about 170 bytes per waiting span.
+    assert!(
+        (100.0..400.0).contains(&per_span),
+        "{per_span} bytes per waiting span"
+    );
+    // Their partners complete the pairs: the peers are freed, the fingerprints remembered.
+    let be = resource("prod", "backend", "v1");
+    let servers: Vec<SpanRecord> = (1..=10_000)
+        .map(|t| span(&be, SpanKind::Server, t, 2, 1, T0, 900, false))
+        .collect();
+    feed(&g, servers, T0);
+    assert_eq!(g.pending(), 0);
+    assert_eq!(g.pairing_tombstones(), 10_000);
+    assert!(g.pairing_memory_bytes() >= empty + 10_000 * 8);
+}
