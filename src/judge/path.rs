@@ -83,9 +83,9 @@ impl PathBuffer {
     /// Estimated heap bytes: the spans' vector and the trace map (its buckets and control
     /// bytes); the resources are shared with the judge's version tracks.
     pub fn memory_bytes(&self) -> usize {
-        let bucket = std::mem::size_of::<(u64, Times)>() + 1;
+        let bucket = std::mem::size_of::<(u64, Times)>();
         self.spans.capacity() * std::mem::size_of::<Held>()
-            + (self.traces.capacity() * 8).div_ceil(7).next_power_of_two() * bucket
+            + crate::telemetry::memory::hash_table_bytes(self.traces.capacity(), bucket)
     }
 
     /// Holds a span; drops (and counts) it when the buffer or its trace is full. `resource`

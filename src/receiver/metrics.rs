@@ -237,11 +237,7 @@ impl ReceiverMetrics {
             st.invalid_trace_id,
             st.invalid_span_id,
         ];
-        for (c, v) in row.iter().zip(vals) {
-            if v > 0 {
-                c.fetch_add(v, Ordering::Relaxed);
-            }
-        }
+        crate::telemetry::add_counts(row.iter().zip(vals));
     }
 
     /// Metric-specific handling of one request.
@@ -254,11 +250,7 @@ impl ReceiverMetrics {
             m.duplicates,
             m.stream_overflow,
         ];
-        for (c, v) in row[5..].iter().zip(vals) {
-            if v > 0 {
-                c.fetch_add(v, Ordering::Relaxed);
-            }
-        }
+        crate::telemetry::add_counts(row[5..].iter().zip(vals));
         self.out_of_order
             .fetch_add(m.out_of_order, Ordering::Relaxed);
         self.add_items(

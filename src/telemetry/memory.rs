@@ -1,7 +1,8 @@
 //! The process's memory as the kernel and the allocator see it, for `/metrics`: resident
 //! set size, and jemalloc's allocated, active, resident, metadata and retained bytes, so the
 //! gap between what the analysis estimates it holds and what the process holds can be read
-//! off (fragmentation, pages kept for reuse, allocator metadata).
+//! off (fragmentation, pages kept for reuse, allocator metadata); and the helper the
+//! stores use to estimate their hash tables' bytes.
 
 use crate::telemetry::{PromType, PromWriter};
 
@@ -31,6 +32,15 @@ pub fn allocator_stats() -> Option<AllocatorStats> {
         metadata: stats::metadata::read().ok()?,
         retained: stats::retained::read().ok()?,
     })
+}
+
+/// Heap bytes of a hashbrown table with room for `room` entries of `entry` bytes: its
+/// power-of-two buckets (at most 7/8 full) with one control byte each.
+pub fn hash_table_bytes(room: usize, entry: usize) -> usize {
+    match room {
+        0 => 0,
+        n => (n * 8).div_ceil(7).next_power_of_two() * (entry + 1),
+    }
 }
 
 /// The process's resident set size in bytes (`/proc/self/statm`); None off Linux.

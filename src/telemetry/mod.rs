@@ -6,6 +6,7 @@ pub mod memory;
 mod prom;
 
 pub use prom::{label_set, PromType, PromWriter};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Initializes `tracing` logs: `RUST_LOG` filters (default `info`), `VERDICT_LOG_FORMAT=json`
 /// switches to JSON lines.
@@ -27,6 +28,16 @@ pub fn init_logs_at(default: &str) {
     } else {
         builder.try_init()
     };
+}
+
+/// Adds a batch's counts to shared counters, skipping the zeros (an atomic add waits for
+/// the stores before it even when it adds nothing).
+pub fn add_counts<'a>(counts: impl IntoIterator<Item = (&'a AtomicU64, u64)>) {
+    for (counter, n) in counts {
+        if n > 0 {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Something that renders its own metrics into the `/metrics` page.

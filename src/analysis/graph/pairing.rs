@@ -183,10 +183,7 @@ impl PairingStore {
     /// waiting client spans), its expiry queue and its two tombstone generations. The
     /// waiting spans' resources are shared with their batches and not counted.
     pub fn memory_bytes(&self) -> usize {
-        let table = |room: usize, bucket: usize| match room {
-            0 => 0,
-            n => (n * 8).div_ceil(7).next_power_of_two() * (bucket + 1),
-        };
+        use crate::telemetry::memory::hash_table_bytes as table;
         self.shards
             .iter()
             .map(|s| {
@@ -477,16 +474,12 @@ struct Tally {
 
 impl Tally {
     fn add_to(&self, stats: &PairingStats) {
-        for (n, counter) in [
-            (self.paired, &stats.paired),
-            (self.alone, &stats.alone),
-            (self.roots, &stats.roots),
-            (self.duplicates, &stats.duplicates),
-        ] {
-            if n > 0 {
-                counter.fetch_add(n, Ordering::Relaxed);
-            }
-        }
+        crate::telemetry::add_counts([
+            (&stats.paired, self.paired),
+            (&stats.alone, self.alone),
+            (&stats.roots, self.roots),
+            (&stats.duplicates, self.duplicates),
+        ]);
     }
 }
 

@@ -31,15 +31,11 @@ struct RunCounts {
 
 impl RunCounts {
     fn publish(&self, c: &Counters) {
-        for (counter, v) in [
+        crate::telemetry::add_counts([
             (&c.overflow_items, self.overflow_items),
             (&c.clamped_values, self.clamped),
             (&c.metric_points_superseded, self.superseded),
-        ] {
-            if v > 0 {
-                counter.fetch_add(v, Ordering::Relaxed);
-            }
-        }
+        ]);
     }
 }
 
