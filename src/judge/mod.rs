@@ -14,6 +14,7 @@ pub mod replay;
 pub mod signal;
 mod stable;
 pub mod stats;
+pub mod stream;
 mod tick;
 pub mod track;
 

@@ -1,0 +1,251 @@
+//! One judged stream of a version: its counts for the current tick, counted against the
+//! thresholds the baseline set at the previous tick, and its history in rolling 10 s slots
+//! (the last ones single, older ones merged) that give baselines, thresholds and incidents.
+
+use super::track::Obs;
+use crate::analysis::histogram::LatencyHistogram;
+use crate::analysis::slot_log::SlotLog;
+use crate::model::{Name, Scope, UnixNanos};
+use std::collections::VecDeque;
+
+/// Most latency quantiles a judge tests.
+pub const MAXQ: usize = 4;
+/// Width of a history slot.
+pub const SLOT_NS: u64 = 10_000_000_000;
+/// History slots kept per stream (5 minutes of 10 s slots that had data).
+pub const SLOTS: usize = 30;
+/// Slots kept one by one at the end of a stream's history: the thresholds read the last
+/// minute and incidents the last 30 s; older slots are only ever summed whole.
+pub(super) const FINE: u64 = 7;
+/// Older slots that had data are merged this many at a time (one-minute slots at full
+/// traffic), which about halves a busy stream's history.
+pub(super) const MERGE: usize = 6;
+/// Trace ids kept per stream as exemplars.
+const EXEMPLARS: usize = 4;
+/// One stream of a version: `peer` names the other end (edges, path), empty for self;
+/// `op` is the stratum (operation), empty for edges and path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    pub scope: Scope,
+    pub peer: Name,
+    pub op: Name,
+}
+
+/// Counts of one stream over one tick (or slot, or window).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counts {
+    pub n: u64,
+    pub err: u64,
+    /// Requests with valid latency counted against thresholds.
+    pub n_lat: u64,
+    /// Above the baseline threshold `tau_q`.
+    pub exc_base: [u64; MAXQ],
+    /// Above the candidate threshold `(1 + margin) tau_q`.
+    pub exc_cand: [u64; MAXQ],
+    /// Above the promotion threshold `(1 + promote margin) tau_q`.
+    pub exc_promote: [u64; MAXQ],
+    pub hist: LatencyHistogram,
+}
+
+impl Counts {
+    pub fn add(&mut self, o: &Counts) {
+        self.n += o.n;
+        self.err += o.err;
+        self.n_lat += o.n_lat;
+        for i in 0..MAXQ {
+            self.exc_base[i] += o.exc_base[i];
+            self.exc_cand[i] += o.exc_cand[i];
+            self.exc_promote[i] += o.exc_promote[i];
+        }
+        self.hist.merge(&o.hist);
+    }
+}
+
+/// Thresholds for one stream: `base[i]` is the baseline's q-quantile, `cand[i]` the same
+/// raised by the latency margin.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Thresholds {
+    pub base: [u64; MAXQ],
+    pub cand: [u64; MAXQ],
+    /// The quantile raised by the promotion margin.
+    pub promote: [u64; MAXQ],
+    pub len: usize,
+}
+
+/// One stream of one version.
+#[derive(Debug, Default)]
+pub struct Stream {
+    pub tick: Counts,
+    /// The history slot being filled: dense until the next slot starts.
+    open: OpenSlot,
+    /// Closed slots that had data, oldest first, frozen (requests, errors and latency: all
+    /// the history's readers use). The first `coarse` entries each merge [`MERGE`] slots
+    /// older than [`FINE`] slots; with the open slot, at most [`SLOTS`] slots that had data.
+    pub(super) closed: SlotLog,
+    pub(super) coarse: u8,
+    pub exemplars: VecDeque<[u8; 16]>,
+}
+
+/// The current history slot of a stream.
+#[derive(Debug, Default)]
+struct OpenSlot {
+    slot: u64,
+    n: u64,
+    err: u64,
+    hist: LatencyHistogram,
+}
+
+impl Stream {
+    /// Counts one observation at `now`: into the history and into the tick against `th`;
+    /// a judged version also keeps its latency and, for errors and slow requests, its
+    /// trace id.
+    pub(super) fn count(&mut self, o: &Obs, th: Option<&Thresholds>, judged: bool, now: UnixNanos) {
+        self.record_history(now / SLOT_NS, o);
+        let t = &mut self.tick;
+        t.n += o.n;
+        if o.error {
+            t.err += o.n;
+        }
+        let mut slow = false;
+        if let Some(lat) = o.latency_ns {
+            if judged {
+                t.hist.record_n(lat, o.n);
+            }
+            if let Some(th) = th {
+                t.n_lat += o.n;
+                for i in 0..th.len {
+                    if lat > th.base[i] {
+                        t.exc_base[i] += o.n;
+                    }
+                    if lat > th.cand[i] {
+                        t.exc_cand[i] += o.n;
+                        slow = i + 1 == th.len;
+                    }
+                    if lat > th.promote[i] {
+                        t.exc_promote[i] += o.n;
+                    }
+                }
+            }
+        }
+        if let (Some(id), true, true) = (o.trace_id, o.error || slow, judged) {
+            if self.exemplars.len() >= EXEMPLARS {
+                self.exemplars.pop_front();
+            }
+            self.exemplars.push_back(id);
+        }
+    }
+
+    /// Counts of slots at or after `from_slot` (requests, errors and latency; the threshold
+    /// counts are left at zero: readers recount them from the histogram).
+    pub fn slots_since(&self, from_slot: u64) -> Counts {
+        let mut c = Counts::default();
+        self.add_slots(|i| i >= from_slot, &mut c);
+        c
+    }
+
+    /// Adds the requests, errors and latency of the history slots (those that had data)
+    /// whose index `pick` accepts to `acc`.
+    pub fn add_slots(&self, pick: impl Fn(u64) -> bool, acc: &mut Counts) {
+        for s in self.closed.iter().filter(|s| pick(s.slot)) {
+            acc.n += s.requests;
+            acc.err += s.errors;
+            s.merge_latency_into(&mut acc.hist);
+        }
+        let o = &self.open;
+        if o.n > 0 && pick(o.slot) {
+            acc.n += o.n;
+            acc.err += o.err;
+            acc.hist.merge(&o.hist);
+        }
+    }
+
+    /// History slots held (those that had data, the open one included; a merged entry
+    /// counts its slots).
+    #[cfg(test)]
+    pub(super) fn slot_count(&self) -> usize {
+        self.held_slots() + (self.open.n > 0) as usize
+    }
+
+    /// Starts history slot `slot` when it is later than the open one: the open slot is
+    /// frozen if it had data; an empty one gives its histogram's buffer back when `release`
+    /// (a whole slot passed without data) and keeps it otherwise (data is about to arrive).
+    fn roll(&mut self, slot: u64, release: bool) {
+        let o = &mut self.open;
+        if slot <= o.slot {
+            return; // same slot, or a clock that steps back: keep the open slot
+        }
+        if o.n > 0 {
+            self.closed.push(o.slot, o.n, o.err, &o.hist);
+            o.hist.reset();
+            (o.n, o.err) = (0, 0);
+            self.coarsen(slot);
+        } else if release {
+            o.hist = LatencyHistogram::default();
+        }
+        self.open.slot = slot;
+    }
+
+    /// Merges the oldest [`MERGE`] single slots once that many are older than [`FINE`]
+    /// slots before `now_slot`.
+    fn coarsen(&mut self, now_slot: u64) {
+        let start = self.coarse as usize;
+        let old = self
+            .closed
+            .iter()
+            .skip(start)
+            .take_while(|s| s.slot + FINE <= now_slot)
+            .count();
+        if old >= MERGE && self.coarse < u8::MAX {
+            self.closed.merge_range(start, MERGE);
+            self.coarse += 1;
+        }
+    }
+
+    /// Slots that had data among the closed ones (a merged entry counts [`MERGE`]).
+    fn held_slots(&self) -> usize {
+        self.closed.len() + (MERGE - 1) * self.coarse as usize
+    }
+
+    /// The open slot, about to receive `n` requests with `err` errors (a slot's first data
+    /// makes room for it among the kept slots); the caller adds their latency.
+    fn add_to_open(&mut self, n: u64, err: u64) -> &mut LatencyHistogram {
+        if self.open.n == 0 {
+            while self.held_slots() >= SLOTS {
+                self.closed.pop_front();
+                self.coarse = self.coarse.saturating_sub(1);
+            }
+        }
+        let o = &mut self.open;
+        o.n += n;
+        o.err += err;
+        &mut o.hist
+    }
+
+    /// Estimated bytes of the stream in its map: key, state and heap.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<(StreamKey, Stream)>()
+            + self.open.hist.heap_bytes()
+            + self.closed.heap_bytes()
+            + self.tick.hist.heap_bytes()
+            + self.exemplars.capacity() * 16
+    }
+
+    /// Records an observation into the history (the open slot of `slot`).
+    fn record_history(&mut self, slot: u64, o: &Obs) {
+        self.roll(slot, false);
+        if o.n == 0 {
+            return;
+        }
+        let hist = self.add_to_open(o.n, if o.error { o.n } else { 0 });
+        if let Some(lat) = o.latency_ns {
+            hist.record_n(lat, o.n);
+        }
+    }
+
+    /// Ends the tick: returns its counts and rolls the history to `slot` (a slot is frozen
+    /// when the next starts; a clock that steps back keeps the open slot).
+    pub(super) fn close_tick(&mut self, slot: u64) -> Counts {
+        self.roll(slot, true);
+        std::mem::take(&mut self.tick)
+    }
+}
