@@ -5,6 +5,7 @@
 pub mod config;
 pub mod graph;
 pub mod histogram;
+pub mod ring;
 pub mod series;
 pub mod slot_log;
 

@@ -10,13 +10,14 @@
 //! so an edge's state is fetched from memory once per flush rather than once per call.
 //! The flush hands the grouped calls on ([`EdgeRuns`]) for the judge.
 
-use super::histogram_slot::{Cumulative, EdgeSlot};
+use super::cumulative::Cumulative;
 use super::pairing::Prehashed;
 use super::runs::{EdgeRuns, EdgeSample};
 use crate::analysis::histogram::LatencyHistogram;
+use crate::analysis::ring::{Ring, SlotIdx, Totals};
 use crate::model::{ConnectionType, EdgeCall, Name, NodeKind, UnixNanos};
 use parking_lot::{Mutex, RwLock};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -86,8 +87,10 @@ impl EdgeKey {
 #[derive(Debug)]
 pub struct EdgeState {
     pub callee_kind: NodeKind,
-    /// Oldest first; the last slot is open, the others frozen.
-    slots: VecDeque<EdgeSlot>,
+    /// Calls and failures per time slot, with the client-side latency.
+    client: Ring,
+    /// Server-side latency per time slot (calls with a server span only).
+    server: Ring,
     pub cumulative: Cumulative,
     pub last_seen: UnixNanos,
 }
@@ -101,12 +104,18 @@ pub struct EdgeTotals {
     pub server: LatencyHistogram,
 }
 
+/// Index of the slot holding time `t`.
+fn slot_of(t: UnixNanos, slot_ns: u64) -> SlotIdx {
+    (t / slot_ns).min(SlotIdx::MAX as u64) as SlotIdx
+}
+
 impl EdgeState {
     /// An edge without calls yet (`last_seen` comes from its first call).
     fn new(kind: NodeKind) -> Self {
         Self {
             callee_kind: kind,
-            slots: VecDeque::new(),
+            client: Ring::default(),
+            server: Ring::default(),
             cumulative: Cumulative::default(),
             last_seen: 0,
         }
@@ -119,39 +128,48 @@ impl EdgeState {
         }
     }
 
+    /// Calls recorded with a slightly older `now` (another worker) join the open slot: a
+    /// ring never goes back in time. Slots past the horizon go at [`EdgeStore::retire`].
     fn record(&mut self, c: &EdgeSample, slot_ns: u64) {
-        let slot_start = c.at - c.at % slot_ns;
+        let slot = slot_of(c.at, slot_ns);
         self.last_seen = self.last_seen.max(c.at);
-        if self.slots.back().is_none_or(|s| s.start < slot_start) {
-            if let Some(open) = self.slots.back_mut() {
-                open.freeze();
-            }
-            self.slots.push_back(EdgeSlot::new(slot_start));
-        }
-        // Calls recorded with a slightly older `now` (another worker) join the open slot.
-        if let Some(open) = self.slots.back_mut() {
-            open.record(c);
+        let w = u64::from(c.weight);
+        self.client.roll(slot, 0);
+        self.client.record_n(c.client_ns(), c.failed, w);
+        if let Some(ns) = c.server_ns() {
+            self.server.roll(slot, 0);
+            self.server.record_n(Some(ns), false, w);
         }
         self.cumulative.record(c);
     }
 
     /// Sums the slots overlapping `[from, to)`.
     pub fn totals(&self, from: UnixNanos, to: UnixNanos, slot_ns: u64) -> EdgeTotals {
-        let mut t = EdgeTotals::default();
-        for s in self
-            .slots
-            .iter()
-            .filter(|s| s.start < to && s.start.saturating_add(slot_ns) > from)
-        {
-            s.add_to(&mut t);
+        if to <= from {
+            return EdgeTotals::default();
         }
-        t
+        let (first, last) = (slot_of(from, slot_ns), slot_of(to - 1, slot_ns));
+        let (mut c, mut s) = (Totals::default(), Totals::default());
+        self.client.add_range(first, last, &mut c);
+        self.server.add_range(first, last, &mut s);
+        EdgeTotals {
+            requests: c.requests,
+            errors: c.errors,
+            client: c.latency,
+            server: s.latency,
+        }
+    }
+
+    /// Rolls to the slot of `now` and drops the slots that end at or before `oldest`.
+    fn roll(&mut self, now: UnixNanos, oldest: UnixNanos, slot_ns: u64) {
+        let (slot, keep) = (slot_of(now, slot_ns), slot_of(oldest, slot_ns));
+        self.client.roll(slot, keep);
+        self.server.roll(slot, keep);
     }
 
     /// Bytes held by the slots (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
-        self.slots.iter().map(EdgeSlot::heap_bytes).sum::<usize>()
-            + self.slots.capacity() * std::mem::size_of::<EdgeSlot>()
+        self.client.heap_bytes() + self.server.heap_bytes()
     }
 
     /// Estimated bytes of the edge in its map: key, state and heap.
@@ -402,14 +420,7 @@ impl EdgeStore {
         }
         for (id, slot) in edges.iter_mut().enumerate() {
             let Some(e) = slot else { continue };
-            while e
-                .state
-                .slots
-                .front()
-                .is_some_and(|s| s.start.saturating_add(slot_ns) <= oldest)
-            {
-                e.state.slots.pop_front();
-            }
+            e.state.roll(now, oldest, slot_ns);
             if e.state.last_seen > oldest || busy[id] {
                 continue;
             }

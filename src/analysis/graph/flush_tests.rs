@@ -190,3 +190,37 @@ fn the_edge_states_room_stops_at_the_cap() {
     assert_eq!(s.len(), cap + 1, "the cap's edges and the overflow edge");
     assert!(s.state_room() <= cap + 1, "room for {}", s.state_room());
 }
+
+#[test]
+fn an_edges_windows_keep_both_latencies_and_only_the_horizons_slots() {
+    let s = store(10);
+    let slot = 30 * SEC;
+    let mut held = Vec::new();
+    for i in 0..20u64 {
+        let at = T0 + i * slot;
+        let mut c = call("a", "v1", "b", 1_000_000 * (1 + i % 3), i % 4 == 0);
+        c.server_ns = Some(100_000 * (1 + i % 3));
+        s.record(&[c], at, 2); // each kept call stands for two
+        s.flush();
+        s.retire(at);
+        s.for_each(|_, e| held.push(e.heap_bytes()));
+    }
+    let now = T0 + 19 * slot;
+    let mut totals = Vec::new();
+    s.for_each(|_, e| totals.push(e.totals(0, u64::MAX, s.slot_ns())));
+    // The 60 s horizon keeps the slots ending after now - 60 s: slots 17, 18 and 19.
+    assert_eq!(totals[0].requests, 6);
+    assert_eq!(
+        totals[0].errors, 0,
+        "slot 16 held the last failure and left"
+    );
+    assert_eq!(totals[0].client.count(), 6);
+    assert_eq!(totals[0].server.count(), 6);
+    assert!(totals[0].server.quantile(1.0) < totals[0].client.quantile(0.0));
+    let mut last = Vec::new();
+    s.for_each(|_, e| last.push(e.totals(now, now + slot, s.slot_ns())));
+    assert_eq!((last[0].requests, last[0].client.count()), (2, 2));
+    assert_eq!(last[0].client.quantile(0.5).map(|v| v / 100_000), Some(20));
+    // Memory does not grow with the slots that passed.
+    assert!(held[19] <= held[4] + 64, "{held:?}");
+}

@@ -4,8 +4,8 @@
 //! pairing store and edge windows. Rendered from live state at scrape time; bounded by
 //! the edge cap.
 
+use super::cumulative::{Cumulative, PromHistogram, PROM_BUCKETS_SECONDS};
 use super::edges::EdgeKey;
-use super::histogram_slot::{Cumulative, PromHistogram, PROM_BUCKETS_SECONDS};
 use super::pairing::Side;
 use super::Graph;
 use crate::telemetry::{label_set, ExportMetrics, PromType, PromWriter};

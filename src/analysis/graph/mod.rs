@@ -7,10 +7,10 @@
 
 pub mod calls;
 pub mod config;
+pub mod cumulative;
 pub mod dot;
 pub mod edges;
 pub mod fixtures;
-pub mod histogram_slot;
 pub mod metrics;
 pub mod pairing;
 pub mod runs;

@@ -6,13 +6,13 @@
 mod metrics;
 mod query;
 mod record;
-mod ring;
 mod shard;
 #[cfg(test)]
 mod tests;
 
 use super::config::StateConfig;
 use super::histogram::LatencyHistogram;
+use super::ring::SlotIdx;
 use crate::model::{Name, SpanKind, UnixNanos};
 use parking_lot::Mutex;
 use shard::ServiceEntry;
@@ -127,12 +127,12 @@ impl SeriesStore {
     }
 
     /// The slot holding time `t`.
-    fn slot_of(&self, t: UnixNanos) -> ring::SlotIdx {
-        (t / self.slot_ns).min(u32::MAX as u64) as ring::SlotIdx
+    fn slot_of(&self, t: UnixNanos) -> SlotIdx {
+        (t / self.slot_ns).min(u32::MAX as u64) as SlotIdx
     }
 
     /// Oldest slot kept when `slot` is open.
-    fn oldest_kept(&self, slot: ring::SlotIdx) -> ring::SlotIdx {
+    fn oldest_kept(&self, slot: SlotIdx) -> SlotIdx {
         slot.saturating_sub(self.horizon_slots as u32)
     }
 

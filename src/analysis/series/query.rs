@@ -1,9 +1,9 @@
 //! Reading the store: served-request stats per version over a time range, rounded out to
 //! whole slots, for the judge and `GET /api/v1/services`.
 
-use super::ring::{SlotIdx, Totals};
 use super::shard::{service_hash, ServiceEntry};
 use super::{OpStats, SeriesStore, ServiceStats, VersionStats, OVERFLOW};
+use crate::analysis::ring::{SlotIdx, Totals};
 use crate::model::UnixNanos;
 
 /// A query range as inclusive slot indexes, and where the first slot starts.

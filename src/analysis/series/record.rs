@@ -3,10 +3,10 @@
 //! service once and touches its version once; within a run a span whose operation and kind
 //! repeat the previous span's reuses its hash. Nothing is allocated per span.
 
-use super::ring::SlotIdx;
 use super::shard::{series_hash, service_hash, Caps, Series, SeriesKey, ServiceEntry};
 use super::{Counters, SeriesStore, ShardMap, OVERFLOW};
 use crate::analysis::histogram::MAX_TRACKABLE_NS;
+use crate::analysis::ring::SlotIdx;
 use crate::model::{
     DurationMetric, MetricBatch, Name, Resource, SpanBatch, SpanKind, SpanRecord, UnixNanos,
 };

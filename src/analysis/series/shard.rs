@@ -2,8 +2,8 @@
 //! it, each with its versions and series, and the cap and overflow rules applied when a
 //! new series appears.
 
-use super::ring::{Ring, SlotIdx};
 use super::{Counters, OVERFLOW};
+use crate::analysis::ring::{Ring, SlotIdx};
 use crate::model::{Name, SpanKind, UnixNanos};
 use hashbrown::HashTable;
 use std::sync::atomic::Ordering;

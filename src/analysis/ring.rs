@@ -1,16 +1,18 @@
-//! The time slots of one series: a dense open slot that the hot path records into, and
-//! closed slots frozen into one contiguous [`SlotLog`] until they fall out of the horizon.
+//! Rolling time slots of request count, error count and latency (a series' spans or
+//! metrics, an edge's client or server side): a dense open slot that the hot path records
+//! into, and closed slots frozen into one contiguous [`SlotLog`] until they fall out of
+//! the horizon.
 
 use crate::analysis::histogram::LatencyHistogram;
 use crate::analysis::slot_log::SlotLog;
 
 /// Index of a time slot: `unix nanos / slot length`. `u32` holds any slot of one second or
 /// longer until 2106.
-pub(super) type SlotIdx = u32;
+pub type SlotIdx = u32;
 
 /// Sums of a range of slots.
 #[derive(Debug, Default)]
-pub(super) struct Totals {
+pub struct Totals {
     pub requests: u64,
     pub errors: u64,
     pub latency: LatencyHistogram,
@@ -18,7 +20,7 @@ pub(super) struct Totals {
 
 /// Rolling slots of request count, error count and latency.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Ring {
+pub struct Ring {
     open_slot: SlotIdx,
     open_requests: u64,
     open_errors: u64,
@@ -61,6 +63,16 @@ impl Ring {
         self.open_errors += error as u64;
         if let Some(ns) = duration_ns {
             self.open.record(ns);
+        }
+    }
+
+    /// Counts `n` requests of one latency (a call kept for `n` under thinning).
+    #[inline]
+    pub fn record_n(&mut self, duration_ns: Option<u64>, error: bool, n: u64) {
+        self.open_requests += n;
+        self.open_errors += error as u64 * n;
+        if let Some(ns) = duration_ns {
+            self.open.record_n(ns, n);
         }
     }
 
