@@ -24,8 +24,7 @@ fn track<'a>(
     &'a mut VersionTrack,
 )> {
     use std::collections::hash_map::Entry;
-    let count = services.len();
-    let services_full = count >= cfg.max_services;
+    let services_full = services.len() >= cfg.max_services;
     let svc = match services.entry((env.clone(), service.clone())) {
         Entry::Occupied(o) => o.into_mut(),
         Entry::Vacant(_) if services_full => {
@@ -34,7 +33,6 @@ fn track<'a>(
         }
         Entry::Vacant(v) => v.insert(ServiceTrack {
             first_seen: now,
-            refresh_phase: count as u64,
             ..Default::default()
         }),
     };

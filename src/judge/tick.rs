@@ -53,10 +53,13 @@ impl Judge {
         find_incidents(&mut st, now);
         let changed = self.decide_all(&mut st, now);
         lifecycle(&mut st, cfg, now);
-        let deploying = deploying_services(&st);
-        let margins = (cfg.latency_margin_rel, cfg.promote_latency_margin_rel);
-        for (k, svc) in st.services.iter_mut() {
-            svc.refresh_thresholds(now, &cfg.quantiles, margins, deploying.contains(k));
+        for svc in st.services.values_mut() {
+            svc.refresh_thresholds(
+                now,
+                &cfg.quantiles,
+                cfg.latency_margin_rel,
+                cfg.promote_latency_margin_rel,
+            );
         }
         st.any_live = st.deployments.values().any(|d| d.ended.is_none());
         JudgeTick {
@@ -110,17 +113,13 @@ impl Judge {
     }
 }
 
-/// (environment, service) of every live deployment.
-fn deploying_services(st: &State) -> HashSet<(Name, Name)> {
-    st.deployments
+fn flush_paths(st: &mut State, cfg: &super::JudgeConfig, now: UnixNanos) {
+    let live: HashSet<(Name, Name)> = st
+        .deployments
         .iter()
         .filter(|(_, d)| d.ended.is_none())
         .map(|(k, _)| (k.environment.clone(), k.service.clone()))
-        .collect()
-}
-
-fn flush_paths(st: &mut State, cfg: &super::JudgeConfig, now: UnixNanos) {
-    let live = deploying_services(st);
+        .collect();
     let mut obs = Vec::new();
     st.path.flush(
         now,

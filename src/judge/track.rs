@@ -133,46 +133,30 @@ pub struct ServiceTrack {
     pub thresholds: HashMap<StreamKey, Thresholds>,
     /// The stable version the thresholds were last computed from in full.
     pub thresholds_of: Option<Name>,
-    /// The second (modulo the refresh period) of this service's full refreshes, so that
-    /// services take turns rather than all refreshing in one tick.
-    pub refresh_phase: u64,
 }
 
-/// Seconds between full recomputations of the thresholds of a service with a live
-/// deployment; in between only streams without one get theirs. A threshold is the stable
-/// version's quantile over its last minute, so a few seconds of age change it little, and
-/// recomputing every stream's every second was most of the judge's fixed cost per tick
-/// (docs/benchmarks.md section 3).
+/// Seconds between full recomputations of a service's thresholds; in between only streams
+/// without one get theirs. A threshold is the stable version's quantile over its last
+/// minute, so a few seconds of age change it little, and recomputing every stream's every
+/// second was most of the judge's fixed cost per tick (docs/benchmarks.md section 3).
 pub const THRESHOLD_REFRESH_SECS: u64 = 5;
-/// The same for a service without a live deployment: no test reads its thresholds until
-/// one starts (any fixed threshold keeps a test valid; fresher ones only sharpen it), and
-/// in a large fleet most services are not deploying at a given moment.
-pub const IDLE_THRESHOLD_REFRESH_SECS: u64 = 30;
 
 impl ServiceTrack {
     /// Recomputes thresholds from the stable version: its last minute when that has enough
-    /// data, else its whole history. In full when the stable version changed and once every
-    /// [`THRESHOLD_REFRESH_SECS`] seconds while the service has a live deployment
-    /// (`deploying`), every [`IDLE_THRESHOLD_REFRESH_SECS`] otherwise, at the service's
-    /// phase; in between only for streams that have none yet.
+    /// data, else its whole history. In full every [`THRESHOLD_REFRESH_SECS`] seconds and
+    /// when the stable version changed; otherwise only for streams that have none yet.
     pub fn refresh_thresholds(
         &mut self,
         now: UnixNanos,
         quantiles: &[f64],
-        margins: (f64, f64),
-        deploying: bool,
+        margin: f64,
+        promote_margin: f64,
     ) {
         let Some(stable) = self.stable.as_ref().and_then(|v| self.versions.get(v)) else {
             return;
         };
-        let (margin, promote_margin) = margins;
-        let period = if deploying {
-            THRESHOLD_REFRESH_SECS
-        } else {
-            IDLE_THRESHOLD_REFRESH_SECS
-        };
         let full = self.thresholds_of != self.stable
-            || (now / 1_000_000_000) % period == self.refresh_phase % period;
+            || (now / 1_000_000_000) % THRESHOLD_REFRESH_SECS == 0;
         let recent_from = (now / SLOT_NS).saturating_sub(6);
         let mut out = HashMap::new();
         for (k, s) in &stable.streams {
@@ -387,9 +371,8 @@ mod tests {
             vt.close_tick(now);
         };
         let p90 = |svc: &ServiceTrack, op: &str| svc.thresholds.get(&key(op)).map(|t| t.base[0]);
-        let refresh = |svc: &mut ServiceTrack, now: u64| {
-            svc.refresh_thresholds(now, &[0.9], (0.1, 0.25), true)
-        };
+        let refresh =
+            |svc: &mut ServiceTrack, now: u64| svc.refresh_thresholds(now, &[0.9], 0.1, 0.25);
         feed(&mut svc, "a", 1_000_000, t0);
         refresh(&mut svc, t0);
         let first = p90(&svc, "a").expect("computed in full");
@@ -407,50 +390,5 @@ mod tests {
         svc.versions.insert("v2".into(), VersionTrack::new(t0));
         refresh(&mut svc, t0 + (THRESHOLD_REFRESH_SECS + 1) * sec);
         assert_eq!(p90(&svc, "a"), None, "v2 has no data yet");
-    }
-
-    #[test]
-    fn services_without_a_deployment_refresh_less_often_and_take_turns() {
-        let key = StreamKey {
-            scope: Scope::SelfScope,
-            peer: Name::default(),
-            op: "a".into(),
-        };
-        let sec = 1_000_000_000u64;
-        let t0 = 1_000 * IDLE_THRESHOLD_REFRESH_SECS * sec;
-        let mut svc = ServiceTrack {
-            stable: Some("v1".into()),
-            refresh_phase: 7,
-            ..Default::default()
-        };
-        let feed = |svc: &mut ServiceTrack, lat: u64, now: u64| {
-            let vt = svc
-                .versions
-                .entry("v1".into())
-                .or_insert_with(|| VersionTrack::new(now));
-            for _ in 0..100 {
-                vt.observe(key.clone(), obs(lat, false), None, 8, now);
-            }
-            vt.close_tick(now);
-        };
-        let p90 = |svc: &ServiceTrack| svc.thresholds.get(&key).map(|t| t.base[0]);
-        feed(&mut svc, 1_000_000, t0);
-        svc.refresh_thresholds(t0, &[0.9], (0.1, 0.25), false);
-        let first = p90(&svc).expect("a new stable version is read at once");
-        feed(&mut svc, 50_000_000, t0 + sec);
-        // Idle: not at second 5 or 10 of the period, only at its phase (7).
-        for s in [5, 10, 35] {
-            svc.refresh_thresholds(t0 + s * sec, &[0.9], (0.1, 0.25), false);
-            assert_eq!(p90(&svc), Some(first), "second {s}");
-        }
-        svc.refresh_thresholds(t0 + 7 * sec, &[0.9], (0.1, 0.25), false);
-        let second = p90(&svc).unwrap();
-        assert!(second > first);
-        // Deploying: every 5 s at its phase (7 mod 5 = 2).
-        feed(&mut svc, 900_000_000, t0 + 8 * sec);
-        svc.refresh_thresholds(t0 + 10 * sec, &[0.9], (0.1, 0.25), true);
-        assert_eq!(p90(&svc), Some(second));
-        svc.refresh_thresholds(t0 + 12 * sec, &[0.9], (0.1, 0.25), true);
-        assert!(p90(&svc).unwrap() > second);
     }
 }
