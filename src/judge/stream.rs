@@ -223,7 +223,8 @@ impl Stream {
 
     /// Estimated bytes of the stream in its map: key, state and heap.
     pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of::<(StreamKey, Stream)>()
+        std::mem::size_of::<(StreamKey, Box<Stream>)>()
+            + std::mem::size_of::<Stream>()
             + self.open.hist.heap_bytes()
             + self.closed.heap_bytes()
             + self.tick.hist.heap_bytes()
