@@ -91,27 +91,15 @@ impl Counts {
 
     fn prepend_zeros(&mut self, n: usize) {
         match self {
-            Counts::Narrow(v) => {
-                reserve_range(v, v.len() + n);
-                drop(v.splice(0..0, std::iter::repeat_n(0, n)));
-            }
-            Counts::Wide(v) => {
-                reserve_range(v, v.len() + n);
-                drop(v.splice(0..0, std::iter::repeat_n(0, n)));
-            }
+            Counts::Narrow(v) => prepend_zeros(v, n),
+            Counts::Wide(v) => prepend_zeros(v, n),
         }
     }
 
     fn resize(&mut self, n: usize) {
         match self {
-            Counts::Narrow(v) => {
-                reserve_range(v, n);
-                v.resize(n, 0);
-            }
-            Counts::Wide(v) => {
-                reserve_range(v, n);
-                v.resize(n, 0);
-            }
+            Counts::Narrow(v) => resize_range(v, n),
+            Counts::Wide(v) => resize_range(v, n),
         }
     }
 
@@ -154,6 +142,18 @@ fn reserve_range<T>(v: &mut Vec<T>, len: usize) {
     if len > v.capacity() {
         v.reserve_exact(len + len / 8 + 2 - v.len());
     }
+}
+
+/// Puts `n` zero counts in front of the range.
+fn prepend_zeros<T: Copy + Default>(v: &mut Vec<T>, n: usize) {
+    reserve_range(v, v.len() + n);
+    drop(v.splice(0..0, std::iter::repeat_n(T::default(), n)));
+}
+
+/// Makes the range `n` counts long (new ones zero).
+fn resize_range<T: Copy + Default>(v: &mut Vec<T>, n: usize) {
+    reserve_range(v, n);
+    v.resize(n, T::default());
 }
 
 impl PartialEq for LatencyHistogram {

@@ -10,6 +10,12 @@ use crate::analysis::slot_log::SlotLog;
 /// longer until 2106.
 pub type SlotIdx = u32;
 
+/// Index of the slot of length `slot_ns` holding time `t` (the last index for times past
+/// 2106 at one-second slots).
+pub fn slot_index(t: u64, slot_ns: u64) -> SlotIdx {
+    (t / slot_ns).min(SlotIdx::MAX as u64) as SlotIdx
+}
+
 /// Sums of a range of slots.
 #[derive(Debug, Default)]
 pub struct Totals {
@@ -59,11 +65,7 @@ impl Ring {
     /// Counts one request (rolled to `slot` first by the caller).
     #[inline]
     pub fn record(&mut self, duration_ns: Option<u64>, error: bool) {
-        self.open_requests += 1;
-        self.open_errors += error as u64;
-        if let Some(ns) = duration_ns {
-            self.open.record(ns);
-        }
+        self.record_n(duration_ns, error, 1);
     }
 
     /// Counts `n` requests of one latency (a call kept for `n` under thinning).

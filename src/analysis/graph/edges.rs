@@ -14,7 +14,7 @@ use super::cumulative::Cumulative;
 use super::pairing::Prehashed;
 use super::runs::{EdgeRuns, EdgeSample};
 use crate::analysis::histogram::LatencyHistogram;
-use crate::analysis::ring::{Ring, SlotIdx, Totals};
+use crate::analysis::ring::{slot_index, Ring, Totals};
 use crate::model::{ConnectionType, EdgeCall, Name, NodeKind, UnixNanos};
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
@@ -104,11 +104,6 @@ pub struct EdgeTotals {
     pub server: LatencyHistogram,
 }
 
-/// Index of the slot holding time `t`.
-fn slot_of(t: UnixNanos, slot_ns: u64) -> SlotIdx {
-    (t / slot_ns).min(SlotIdx::MAX as u64) as SlotIdx
-}
-
 impl EdgeState {
     /// An edge without calls yet (`last_seen` comes from its first call).
     fn new(kind: NodeKind) -> Self {
@@ -131,7 +126,7 @@ impl EdgeState {
     /// Calls recorded with a slightly older `now` (another worker) join the open slot: a
     /// ring never goes back in time. Slots past the horizon go at [`EdgeStore::retire`].
     fn record(&mut self, c: &EdgeSample, slot_ns: u64) {
-        let slot = slot_of(c.at, slot_ns);
+        let slot = slot_index(c.at, slot_ns);
         self.last_seen = self.last_seen.max(c.at);
         let w = u64::from(c.weight);
         self.client.roll(slot, 0);
@@ -148,7 +143,7 @@ impl EdgeState {
         if to <= from {
             return EdgeTotals::default();
         }
-        let (first, last) = (slot_of(from, slot_ns), slot_of(to - 1, slot_ns));
+        let (first, last) = (slot_index(from, slot_ns), slot_index(to - 1, slot_ns));
         let (mut c, mut s) = (Totals::default(), Totals::default());
         self.client.add_range(first, last, &mut c);
         self.server.add_range(first, last, &mut s);
@@ -162,7 +157,7 @@ impl EdgeState {
 
     /// Rolls to the slot of `now` and drops the slots that end at or before `oldest`.
     fn roll(&mut self, now: UnixNanos, oldest: UnixNanos, slot_ns: u64) {
-        let (slot, keep) = (slot_of(now, slot_ns), slot_of(oldest, slot_ns));
+        let (slot, keep) = (slot_index(now, slot_ns), slot_index(oldest, slot_ns));
         self.client.roll(slot, keep);
         self.server.roll(slot, keep);
     }

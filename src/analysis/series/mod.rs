@@ -128,7 +128,7 @@ impl SeriesStore {
 
     /// The slot holding time `t`.
     fn slot_of(&self, t: UnixNanos) -> SlotIdx {
-        (t / self.slot_ns).min(u32::MAX as u64) as SlotIdx
+        super::ring::slot_index(t, self.slot_ns)
     }
 
     /// Oldest slot kept when `slot` is open.
