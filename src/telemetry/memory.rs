@@ -87,7 +87,8 @@ mod tests {
 
     #[test]
     fn resident_size_counts_touched_memory() {
-        let block = vec![1u8; 64 << 20];
+        // black_box: a release build may otherwise drop the unread block altogether.
+        let block = std::hint::black_box(vec![1u8; 64 << 20]);
         let rss = resident_bytes().expect("Linux has /proc/self/statm");
         assert!(
             rss >= block.len() as u64,
