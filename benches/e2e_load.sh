@@ -84,7 +84,10 @@ hwm=$(awk '/VmHWM/ {print $2}' "/proc/$PID/status")
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$PID/status")
 hz=$(getconf CLK_TCK)
 # The graph's sampling at the end of the run and the spans it left out (thinning under load).
-graph=$(curl -sf "http://$API/metrics" | awk '/^verdict_graph_sample_rate / {r=$2} /^verdict_graph_thinned_spans_total / {t=$2} END {printf "graph_sample_rate=%s graph_thinned_spans=%s", r, t}' || true)
+# The judge's once-a-second step: its mean CPU time per tick (the ticking thread's).
+graph=$(curl -sf "http://$API/metrics" | awk '/^verdict_graph_sample_rate / {r=$2} /^verdict_graph_thinned_spans_total / {t=$2}
+  /^verdict_judge_ticks_total / {k=$2} /^verdict_judge_tick_cpu_seconds_total / {c=$2}
+  END {printf "graph_sample_rate=%s graph_thinned_spans=%s judge_tick_cpu_ms=%.1f", r, t, (k > 0 ? c * 1000 / k : 0)}' || true)
 # Where the memory is at the end of the run: the analysis's own estimates and the allocator's view.
 memory=$(curl -sf "http://$API/metrics" | awk '
   /^verdict_(graph_store_items|graph_store_tombstones|graph_edges|judge_streams) / { sub(/^verdict_/, "", $1); printf "%s=%d ", $1, $2 }

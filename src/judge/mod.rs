@@ -87,6 +87,9 @@ pub struct Judge {
     state: Mutex<State>,
     log: Mutex<log::DecisionLog>,
     changes: std::sync::atomic::AtomicU64,
+    /// Ticks run and the CPU time they used (nanoseconds, of the ticking thread).
+    ticks: std::sync::atomic::AtomicU64,
+    tick_cpu_ns: std::sync::atomic::AtomicU64,
 }
 
 impl Judge {
@@ -106,6 +109,8 @@ impl Judge {
             state: Mutex::new(state),
             log: Mutex::new(log),
             changes: Default::default(),
+            ticks: Default::default(),
+            tick_cpu_ns: Default::default(),
         })
     }
 
@@ -153,6 +158,27 @@ impl crate::telemetry::ExportMetrics for Judge {
             "verdict_judge_verdict_changes_total",
             &[],
             self.changes.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        );
+        use std::sync::atomic::Ordering::Relaxed;
+        w.family(
+            "verdict_judge_ticks_total",
+            PromType::Counter,
+            "Judging steps run (one a second).",
+        );
+        w.sample(
+            "verdict_judge_ticks_total",
+            &[],
+            self.ticks.load(Relaxed) as f64,
+        );
+        w.family(
+            "verdict_judge_tick_cpu_seconds_total",
+            PromType::Counter,
+            "CPU time the judging steps used (the ticking thread's).",
+        );
+        w.sample(
+            "verdict_judge_tick_cpu_seconds_total",
+            &[],
+            self.tick_cpu_ns.load(Relaxed) as f64 / 1e9,
         );
         let (streams, bytes) = st
             .services

@@ -83,6 +83,9 @@ pub struct Stream {
     /// older than [`FINE`] slots; with the open slot, at most [`SLOTS`] slots that had data.
     pub(super) closed: SlotLog,
     pub(super) coarse: u8,
+    /// Set when the thresholds found too little data here, cleared by the next data: until
+    /// then a check would fail again (the history only loses requests), so it is skipped.
+    pub(super) too_thin: bool,
     pub exemplars: VecDeque<[u8; 16]>,
 }
 
@@ -141,6 +144,23 @@ impl Stream {
         let mut c = Counts::default();
         self.add_slots(|i| i >= from_slot, &mut c);
         c
+    }
+
+    /// Requests of the slots at or after `from_slot`, without touching their latency: an
+    /// upper bound on their histogram's count, so readers skip merges that cannot pass.
+    pub fn requests_since(&self, from_slot: u64) -> u64 {
+        let closed: u64 = self
+            .closed
+            .iter()
+            .filter(|s| s.slot >= from_slot)
+            .map(|s| s.requests)
+            .sum();
+        closed
+            + if self.open.slot >= from_slot {
+                self.open.n
+            } else {
+                0
+            }
     }
 
     /// Adds the requests, errors and latency of the history slots (those that had data)
@@ -237,6 +257,7 @@ impl Stream {
         if o.n == 0 {
             return;
         }
+        self.too_thin = false;
         let hist = self.add_to_open(o.n, if o.error { o.n } else { 0 });
         if let Some(lat) = o.latency_ns {
             hist.record_n(lat, o.n);

@@ -19,7 +19,20 @@ type Snap = HashMap<Name, HashMap<StreamKey, Counts>>;
 
 impl Judge {
     /// Runs one judging step at `now` (every second).
-    pub fn tick(&self, _series: &SeriesStore, now: UnixNanos) -> JudgeTick {
+    pub fn tick(&self, series: &SeriesStore, now: UnixNanos) -> JudgeTick {
+        use std::sync::atomic::Ordering::Relaxed;
+        let cpu = crate::telemetry::cpu::thread_cpu_time;
+        let start = cpu();
+        let out = self.step(series, now);
+        if let (Some(a), Some(b)) = (start, cpu()) {
+            self.tick_cpu_ns
+                .fetch_add(b.saturating_sub(a).as_nanos() as u64, Relaxed);
+        }
+        self.ticks.fetch_add(1, Relaxed);
+        out
+    }
+
+    fn step(&self, _series: &SeriesStore, now: UnixNanos) -> JudgeTick {
         let cfg = &self.cfg;
         let mut st = self.state.lock();
         flush_paths(&mut st, cfg, now);

@@ -119,8 +119,10 @@ impl VersionTrack {
         }
         self.streams
             .iter_mut()
-            .map(|(k, s)| (k.clone(), s.close_tick(slot)))
-            .filter(|(_, c)| c.n > 0)
+            .filter_map(|(k, s)| {
+                let c = s.close_tick(slot);
+                (c.n > 0).then(|| (k.clone(), c))
+            })
             .collect()
     }
 }
@@ -146,7 +148,8 @@ pub const THRESHOLD_REFRESH_SECS: u64 = 5;
 impl ServiceTrack {
     /// Recomputes thresholds from the stable version: its last minute when that has enough
     /// data, else its whole history. In full every [`THRESHOLD_REFRESH_SECS`] seconds and
-    /// when the stable version changed; otherwise only for streams that have none yet.
+    /// when the stable version changed; otherwise only for streams that have none yet and
+    /// received data since they were last found too thin.
     pub fn refresh_thresholds(
         &mut self,
         now: UnixNanos,
@@ -154,24 +157,33 @@ impl ServiceTrack {
         margin: f64,
         promote_margin: f64,
     ) {
-        let Some(stable) = self.stable.as_ref().and_then(|v| self.versions.get(v)) else {
+        let Some(stable) = self.stable.as_ref().and_then(|v| self.versions.get_mut(v)) else {
             return;
         };
         let full = self.thresholds_of != self.stable
             || (now / 1_000_000_000) % THRESHOLD_REFRESH_SECS == 0;
         let recent_from = (now / SLOT_NS).saturating_sub(6);
         let mut out = HashMap::new();
-        for (k, s) in &stable.streams {
-            if !full && self.thresholds.contains_key(k) {
+        for (k, s) in stable.streams.iter_mut() {
+            if !full && (s.too_thin || self.thresholds.contains_key(k)) {
                 continue;
             }
-            let mut c = s.slots_since(recent_from);
-            if c.hist.count() < 50 {
+            s.too_thin = true; // until it passes below
+                               // Requests bound the latency count from above, so counting them first skips
+                               // the merges that cannot reach 50 (the last minute) or 10 (the whole history):
+                               // the thin streams of a wide graph.
+            let recent = s.requests_since(recent_from) >= 50;
+            if !recent && s.requests_since(0) < 10 {
+                continue;
+            }
+            let mut c = s.slots_since(if recent { recent_from } else { 0 });
+            if recent && c.hist.count() < 50 {
                 c = s.slots_since(0);
             }
             if c.hist.count() < 10 {
                 continue;
             }
+            s.too_thin = false;
             let mut th = Thresholds {
                 len: quantiles.len().min(MAXQ),
                 ..Default::default()
@@ -392,5 +404,58 @@ mod tests {
         svc.versions.insert("v2".into(), VersionTrack::new(t0));
         refresh(&mut svc, t0 + (THRESHOLD_REFRESH_SECS + 1) * sec);
         assert_eq!(p90(&svc, "a"), None, "v2 has no data yet");
+    }
+
+    /// A stream too thin for a threshold is not rechecked until data arrives, and gets its
+    /// threshold at the first refresh after it holds ten requests with latency; requests
+    /// without latency (metrics with no duration) never make one.
+    #[test]
+    fn thin_streams_get_a_threshold_once_they_hold_ten_latencies() {
+        let key = StreamKey {
+            scope: Scope::Outgoing,
+            peer: "db".into(),
+            op: Name::default(),
+        };
+        let sec = 1_000_000_000u64;
+        let t0 = 1_000 * THRESHOLD_REFRESH_SECS * sec + sec; // not a full-refresh second
+        let mut svc = ServiceTrack {
+            stable: Some("v1".into()),
+            thresholds_of: Some("v1".into()),
+            ..Default::default()
+        };
+        let feed = |svc: &mut ServiceTrack, o: Obs, n: usize, now: u64| {
+            let vt = svc
+                .versions
+                .entry("v1".into())
+                .or_insert_with(|| VersionTrack::new(now));
+            for _ in 0..n {
+                vt.observe(key.clone(), o, None, 8, now);
+            }
+            vt.close_tick(now);
+        };
+        let no_latency = Obs {
+            latency_ns: None,
+            ..obs(0, false)
+        };
+        feed(&mut svc, no_latency, 40, t0);
+        feed(&mut svc, obs(3_000_000, false), 9, t0);
+        svc.refresh_thresholds(t0, &[0.5], 0.1, 0.25);
+        assert!(svc.thresholds.is_empty(), "9 latencies are too few");
+        let thin = |svc: &ServiceTrack| svc.versions["v1"].streams[&key].too_thin;
+        assert!(thin(&svc));
+        svc.refresh_thresholds(t0 + sec, &[0.5], 0.1, 0.25);
+        assert!(
+            svc.thresholds.is_empty() && thin(&svc),
+            "no data, no recheck"
+        );
+        feed(&mut svc, obs(3_000_000, false), 1, t0 + 2 * sec);
+        assert!(!thin(&svc), "new data clears the mark");
+        svc.refresh_thresholds(t0 + 2 * sec, &[0.5], 0.1, 0.25);
+        let th = svc
+            .thresholds
+            .get(&key)
+            .expect("ten latencies make a threshold");
+        assert!(th.base[0].abs_diff(3_000_000) < 3_000_000 / 50, "{th:?}");
+        assert!(!thin(&svc));
     }
 }

@@ -38,6 +38,15 @@ impl CpuMeter {
     }
 }
 
+/// CPU time the calling thread has used, in nanoseconds, from `/proc/thread-self/schedstat`
+/// (its first field): what a piece of synchronous work costs, unlike wall time, which
+/// counts the other threads it waited on. None where the file is missing (not Linux).
+pub fn thread_cpu_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = text.split_ascii_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
 /// User plus system CPU time of this process, from `/proc/self/stat`.
 fn process_cpu_time() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -65,6 +74,30 @@ mod tests {
             "4242 (my (odd) proc) S 1 4242 4242 0 -1 4194560 500 0 0 0 250 75 0 0 20 0 8 0 1 2 3";
         assert_eq!(parse_stat(line), Some(Duration::from_millis(3_250)));
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn thread_cpu_time_grows_with_work_and_not_with_sleep() {
+        let t0 = thread_cpu_time().expect("readable");
+        std::thread::sleep(Duration::from_millis(50));
+        let t1 = thread_cpu_time().expect("readable");
+        let start = Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(50) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+        }
+        let t2 = thread_cpu_time().expect("readable");
+        assert!(
+            t1 - t0 < Duration::from_millis(25),
+            "sleeping used {:?}",
+            t1 - t0
+        );
+        assert!(
+            t2 - t1 >= Duration::from_millis(10),
+            "spinning used {:?}",
+            t2 - t1
+        );
     }
 
     #[cfg(target_os = "linux")]
