@@ -10,8 +10,16 @@ use verdict::receiver::decode::{
 };
 
 /// Data lives beside the repository (`../shared/data`), as in CI.
+/// The shared data beside the repository (`../shared/data`); a clone elsewhere fails here
+/// with the path it looked for rather than at the first file read.
 fn data_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    assert!(
+        dir.is_dir(),
+        "the captured OTLP data is read from {}: clone the repository beside `shared/`",
+        dir.display()
+    );
+    dir
 }
 
 fn files(sub: &str, suffix: &str) -> Vec<PathBuf> {
