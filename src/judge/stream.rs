@@ -155,12 +155,12 @@ impl Stream {
             .filter(|s| s.slot >= from_slot)
             .map(|s| s.requests)
             .sum();
-        closed
-            + if self.open.slot >= from_slot {
-                self.open.n
-            } else {
-                0
-            }
+        let open = if self.open.slot >= from_slot {
+            self.open.n
+        } else {
+            0
+        };
+        closed + open
     }
 
     /// Adds the requests, errors and latency of the history slots (those that had data)

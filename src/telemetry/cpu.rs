@@ -82,12 +82,17 @@ mod tests {
         let t0 = thread_cpu_time().expect("readable");
         std::thread::sleep(Duration::from_millis(50));
         let t1 = thread_cpu_time().expect("readable");
+        // Spin until the thread's CPU time has grown by 10 ms (a loaded machine may take
+        // longer than 10 ms of wall time to give it that); it must within 5 s.
         let start = Instant::now();
         let mut x = 0u64;
-        while start.elapsed() < Duration::from_millis(50) {
-            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+        let mut t2 = t1;
+        while t2 - t1 < Duration::from_millis(10) && start.elapsed() < Duration::from_secs(5) {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
+            }
+            t2 = thread_cpu_time().expect("readable");
         }
-        let t2 = thread_cpu_time().expect("readable");
         assert!(
             t1 - t0 < Duration::from_millis(25),
             "sleeping used {:?}",
