@@ -9,9 +9,8 @@ use verdict::receiver::decode::{
     decode_traces_proto, DeltaConverter,
 };
 
-/// Data lives beside the repository (`../shared/data`), as in CI.
-/// The shared data beside the repository (`../shared/data`); a clone elsewhere fails here
-/// with the path it looked for rather than at the first file read.
+/// Data lives beside the repository (`../shared/data`), as in CI; a clone elsewhere fails
+/// here with the path it looked for rather than at the first file read.
 fn data_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
     assert!(

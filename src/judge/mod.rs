@@ -129,6 +129,7 @@ impl Judge {
 impl crate::telemetry::ExportMetrics for Judge {
     fn export_metrics(&self, w: &mut crate::telemetry::PromWriter) {
         use crate::telemetry::PromType;
+        use std::sync::atomic::Ordering::Relaxed;
         let st = self.state.lock();
         w.family(
             "verdict_judge_deployments",
@@ -157,9 +158,8 @@ impl crate::telemetry::ExportMetrics for Judge {
         w.sample(
             "verdict_judge_verdict_changes_total",
             &[],
-            self.changes.load(std::sync::atomic::Ordering::Relaxed) as f64,
+            self.changes.load(Relaxed) as f64,
         );
-        use std::sync::atomic::Ordering::Relaxed;
         w.family(
             "verdict_judge_ticks_total",
             PromType::Counter,

@@ -168,10 +168,10 @@ impl ServiceTrack {
             if !full && (s.too_thin || self.thresholds.contains_key(k)) {
                 continue;
             }
-            s.too_thin = true; // until it passes below
-                               // Requests bound the latency count from above, so counting them first skips
-                               // the merges that cannot reach 50 (the last minute) or 10 (the whole history):
-                               // the thin streams of a wide graph.
+            // Marked thin until it passes below. Requests bound the latency count from
+            // above, so counting them first skips the merges that cannot reach 50 (the last
+            // minute) or 10 (the whole history): the thin streams of a wide graph.
+            s.too_thin = true;
             let recent = s.requests_since(recent_from) >= 50;
             if !recent && s.requests_since(0) < 10 {
                 continue;
