@@ -52,8 +52,9 @@ pub fn bucket_value(idx: u16) -> u64 {
 }
 
 /// A mutable histogram whose counts cover the dense index range it has seen. Counts start
-/// as `u16` and widen to `u32` the first time a bucket would overflow, so a typical open
-/// slot costs two bytes per bucket of its range.
+/// as `u8`, widen to `u16` and then `u32` the first time a bucket would overflow, so a
+/// typical open slot (tens of requests per bucket at most) costs one byte per bucket of its
+/// range.
 #[derive(Debug, Clone, Default)]
 pub struct LatencyHistogram {
     offset: u16,
@@ -61,22 +62,24 @@ pub struct LatencyHistogram {
     total: u64,
 }
 
-/// Dense bucket counts, narrow until a bucket needs more.
+/// Dense bucket counts, as narrow as the largest count allows.
 #[derive(Debug, Clone)]
 enum Counts {
+    Tiny(Vec<u8>),
     Narrow(Vec<u16>),
     Wide(Vec<u32>),
 }
 
 impl Default for Counts {
     fn default() -> Self {
-        Counts::Narrow(Vec::new())
+        Counts::Tiny(Vec::new())
     }
 }
 
 impl Counts {
     fn len(&self) -> usize {
         match self {
+            Counts::Tiny(v) => v.len(),
             Counts::Narrow(v) => v.len(),
             Counts::Wide(v) => v.len(),
         }
@@ -84,6 +87,7 @@ impl Counts {
 
     fn get(&self, i: usize) -> u64 {
         match self {
+            Counts::Tiny(v) => v[i] as u64,
             Counts::Narrow(v) => v[i] as u64,
             Counts::Wide(v) => v[i] as u64,
         }
@@ -91,6 +95,7 @@ impl Counts {
 
     fn prepend_zeros(&mut self, n: usize) {
         match self {
+            Counts::Tiny(v) => prepend_zeros(v, n),
             Counts::Narrow(v) => prepend_zeros(v, n),
             Counts::Wide(v) => prepend_zeros(v, n),
         }
@@ -98,21 +103,30 @@ impl Counts {
 
     fn resize(&mut self, n: usize) {
         match self {
+            Counts::Tiny(v) => resize_range(v, n),
             Counts::Narrow(v) => resize_range(v, n),
             Counts::Wide(v) => resize_range(v, n),
         }
     }
 
-    /// Adds `n` at position `i` (in range), widening when a narrow count would overflow.
+    /// Adds `n` at position `i` (in range), widening when a count would overflow its width.
     #[inline]
     fn add(&mut self, i: usize, n: u64) {
+        if let Counts::Tiny(v) = self {
+            let sum = v[i] as u64 + n;
+            if sum <= u8::MAX as u64 {
+                v[i] = sum as u8;
+                return;
+            }
+            *self = Counts::Narrow(widen(v));
+        }
         if let Counts::Narrow(v) = self {
             let sum = v[i] as u64 + n;
             if sum <= u16::MAX as u64 {
                 v[i] = sum as u16;
                 return;
             }
-            *self = Counts::Wide(v.iter().map(|c| *c as u32).collect());
+            *self = Counts::Wide(widen(v));
         }
         if let Counts::Wide(v) = self {
             v[i] = v[i].saturating_add(n.min(u32::MAX as u64) as u32);
@@ -121,6 +135,7 @@ impl Counts {
 
     fn zero(&mut self) {
         match self {
+            Counts::Tiny(v) => v.fill(0),
             Counts::Narrow(v) => v.fill(0),
             Counts::Wide(v) => v.fill(0),
         }
@@ -128,10 +143,18 @@ impl Counts {
 
     fn heap_bytes(&self) -> usize {
         match self {
+            Counts::Tiny(v) => v.capacity(),
             Counts::Narrow(v) => v.capacity() * 2,
             Counts::Wide(v) => v.capacity() * 4,
         }
     }
+}
+
+/// The same counts one width up, with the range's spare room kept as it was.
+fn widen<T: Copy, U: From<T>>(v: &[T]) -> Vec<U> {
+    let mut w = Vec::with_capacity(v.len() + v.len() / 8 + 2);
+    w.extend(v.iter().map(|c| U::from(*c)));
+    w
 }
 
 /// Makes room for `len` counts with an eighth to spare rather than doubling: a
@@ -475,15 +498,29 @@ mod tests {
     #[test]
     fn narrow_counts_widen_instead_of_saturating() {
         let mut h = LatencyHistogram::new();
-        h.record_n(1_000, 65_000);
+        h.record(3);
+        h.record_n(1_000, 255);
+        assert!(matches!(h.counts, Counts::Tiny(_)));
+        h.record(1_000);
+        assert!(matches!(h.counts, Counts::Narrow(_)));
+        assert_eq!(
+            h.buckets().collect::<Vec<_>>(),
+            [(3, 1), (bucket_index(1_000), 256)]
+        );
+        h.record_n(1_000, 64_744);
         assert!(matches!(h.counts, Counts::Narrow(_)));
         h.record_n(1_000, 1_000);
         h.record(5);
         assert!(matches!(h.counts, Counts::Wide(_)));
         assert_eq!(
             h.buckets().collect::<Vec<_>>(),
-            [(5, 1), (bucket_index(1_000), 66_000)]
+            [(3, 1), (5, 1), (bucket_index(1_000), 66_000)]
         );
+        // One large count skips the middle width.
+        let mut big = LatencyHistogram::new();
+        big.record_n(7, 70_000);
+        assert!(matches!(big.counts, Counts::Wide(_)));
+        assert_eq!(big.buckets().collect::<Vec<_>>(), [(7, 70_000)]);
         let mut back = LatencyHistogram::new();
         back.merge_frozen(&h.freeze());
         assert_eq!(back, h);
