@@ -112,15 +112,35 @@ pub fn prior_centred(c: f64) -> (f64, f64) {
 }
 
 /// [`cs_upper`] with the beta mixing prior `(a, b)` (fixed before the data is seen).
-pub fn cs_upper_prior(k: u64, n: u64, alpha: f64, (a, b): (f64, f64)) -> f64 {
+pub fn cs_upper_prior(k: u64, n: u64, alpha: f64, prior: (f64, f64)) -> f64 {
     if n == 0 {
         return 1.0;
     }
+    let ln_m = ln_mixture(k, n, prior);
+    let limit = (1.0 / alpha).ln();
+    bisect_upper(k as f64 / n as f64, |p| ln_m(p) < limit)
+}
+
+/// ln of the beta-binomial mixture martingale against rate `p` after `k` events in `n`
+/// trials: at most 0 at `k/n` and increasing above it.
+fn ln_mixture(k: u64, n: u64, (a, b): (f64, f64)) -> impl Fn(f64) -> f64 {
     let (kf, nf) = (k as f64, n as f64);
     let mix = ln_beta(kf + a, nf - kf + b) - ln_beta(a, b);
-    let limit = (1.0 / alpha).ln();
-    let ln_m = |p: f64| mix - kf * p.ln() - (nf - kf) * (1.0 - p).ln();
-    bisect_upper(kf / nf, |p| ln_m(p) < limit)
+    move |p: f64| mix - kf * p.ln() - (nf - kf) * (1.0 - p).ln()
+}
+
+/// Whether [`cs_upper_prior`] is at most `bound`, from one evaluation of the martingale
+/// instead of a bisection: the bound is the crossing of `1/alpha` above `k/n`, where the
+/// martingale increases, so it lies at or below `bound` exactly when the martingale has
+/// crossed by `bound`.
+pub fn cs_upper_within(k: u64, n: u64, alpha: f64, prior: (f64, f64), bound: f64) -> bool {
+    if bound >= 1.0 {
+        return true;
+    }
+    if n == 0 || k as f64 / n as f64 >= bound {
+        return false;
+    }
+    ln_mixture(k, n, prior)(bound) >= (1.0 / alpha).ln()
 }
 
 /// Lower end of the same confidence sequence.
@@ -136,7 +156,7 @@ pub fn trials_needed(k: u64, n: u64, bound: f64, alpha: f64, prior: (f64, f64)) 
     if rate >= bound {
         return None;
     }
-    let ok = |m: u64| cs_upper_prior((rate * m as f64).round() as u64, m, alpha, prior) <= bound;
+    let ok = |m: u64| cs_upper_within((rate * m as f64).round() as u64, m, alpha, prior, bound);
     let mut hi = n.max(1);
     while !ok(hi) {
         if hi > 1 << 40 {
@@ -223,6 +243,34 @@ mod tests {
         }
         assert!((misses as f64) / 500.0 < alpha, "{misses}/500");
         assert!(cs_upper_prior(10, 700, 0.0167, prior) < cs_upper(10, 700, 0.0167) * 0.92);
+    }
+
+    #[test]
+    fn the_one_step_check_agrees_with_the_bisected_bound() {
+        use rand::Rng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let (mut inside, mut outside) = (0, 0);
+        for _ in 0..20_000 {
+            let n = rng.random_range(0..5_000u64);
+            let k = rng.random_range(0..=n / 4);
+            let bound = rng.random_range(0.0005..0.6);
+            let alpha = [0.0167, 0.05, 0.01][rng.random_range(0..3)];
+            let prior = prior_centred(bound);
+            let ub = cs_upper_prior(k, n, alpha, prior);
+            let within = cs_upper_within(k, n, alpha, prior, bound);
+            // Away from the crossing itself (where bisection's last bit decides), they agree.
+            if (ub - bound).abs() > 1e-12 {
+                assert_eq!(within, ub <= bound, "k={k} n={n} bound={bound} ub={ub}");
+            }
+            if within {
+                inside += 1;
+            } else {
+                outside += 1;
+            }
+        }
+        assert!(inside > 1_000 && outside > 1_000, "{inside} / {outside}");
+        assert!(cs_upper_within(0, 0, 0.05, JEFFREYS, 1.0));
+        assert!(!cs_upper_within(0, 0, 0.05, JEFFREYS, 0.5));
     }
 
     #[test]
