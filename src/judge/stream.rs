@@ -86,6 +86,9 @@ pub struct Stream {
     /// Set when the thresholds found too little data here, cleared by the next data: until
     /// then a check would fail again (the history only loses requests), so it is skipped.
     pub(super) too_thin: bool,
+    /// Bumped (wrapping) whenever a closed slot is pushed, merged or dropped: readers that
+    /// sum closed slots cache their sums until it moves.
+    pub(super) closed_changes: u32,
     pub exemplars: VecDeque<[u8; 16]>,
 }
 
@@ -196,6 +199,7 @@ impl Stream {
         }
         if o.n > 0 {
             self.closed.push(o.slot, o.n, o.err, &o.hist);
+            self.closed_changes = self.closed_changes.wrapping_add(1);
             o.hist.reset();
             (o.n, o.err) = (0, 0);
             self.coarsen(slot);
@@ -217,6 +221,7 @@ impl Stream {
             .count();
         if old >= MERGE && self.coarse < u8::MAX {
             self.closed.merge_range(start, MERGE);
+            self.closed_changes = self.closed_changes.wrapping_add(1);
             self.coarse += 1;
         }
     }
@@ -232,6 +237,7 @@ impl Stream {
         if self.open.n == 0 {
             while self.held_slots() >= SLOTS {
                 self.closed.pop_front();
+                self.closed_changes = self.closed_changes.wrapping_add(1);
                 self.coarse = self.coarse.saturating_sub(1);
             }
         }

@@ -5,7 +5,7 @@
 use super::decide::{self, Context};
 use super::observe::peer_key;
 use super::signal::{StratumTick, TestKey};
-use super::track::{Counts, ServiceTrack, StreamKey, SLOT_NS};
+use super::track::{Counts, ServiceTrack, StreamKey, VersionTrack, SLOT_NS};
 use super::{Deployment, Judge, JudgeTick, State};
 use crate::analysis::series::SeriesStore;
 use crate::clock::rfc3339;
@@ -389,6 +389,7 @@ fn mark_judged(st: &mut State) {
             vt.keeps_streams = vt.judged || svc.stable.as_ref().is_none_or(|s| s == v);
             if !vt.keeps_streams && !vt.streams.is_empty() {
                 vt.streams = Default::default();
+                vt.older_self = None;
             }
         }
     }
@@ -501,12 +502,12 @@ fn find_incidents(st: &mut State, now: UnixNanos) {
                 .map(move |n| (env.clone(), n))
         })
         .collect();
-    let mut found = Vec::new();
-    for ((env, name), svc) in &st.services {
+    let mut changed = Vec::new();
+    for ((env, name), svc) in st.services.iter_mut() {
         if explained.contains(&(env.clone(), name.clone())) {
             continue;
         }
-        let Some(vt) = svc.stable.as_ref().and_then(|v| svc.versions.get(v)) else {
+        let Some(vt) = svc.stable.as_ref().and_then(|v| svc.versions.get_mut(v)) else {
             continue;
         };
         if replacing.contains(&(env.clone(), name.clone())) {
@@ -521,59 +522,68 @@ fn find_incidents(st: &mut State, now: UnixNanos) {
         if calls_replacement {
             continue;
         }
-        let (mut recent, mut older) = (Counts::default(), Counts::default());
-        for s in vt
-            .streams
-            .iter()
-            .filter(|(k, _)| k.scope == Scope::SelfScope)
-            .map(|(_, s)| s)
-        {
-            s.add_slots(|i| i + 3 > slot, &mut recent);
-            s.add_slots(|i| i + 3 <= slot, &mut older);
-        }
-        if older.n < 100 || recent.n < 30 {
-            continue;
-        }
-        let (re, oe) = (
-            recent.err as f64 / recent.n as f64,
-            older.err as f64 / older.n as f64,
-        );
-        let (rp, op) = (
-            recent.hist.quantile(0.5).unwrap_or(0) as f64,
-            older.hist.quantile(0.5).unwrap_or(0) as f64,
-        );
-        let signal = if re >= 2.0 * oe + 0.05 {
-            Some((
-                Signal::ErrorRate,
-                format!("error rate {:.1}% vs {:.1}% before", re * 100.0, oe * 100.0),
-            ))
-        } else if op > 0.0 && rp >= 1.5 * op {
-            Some((
-                Signal::Latency,
-                format!(
-                    "median latency {:.1} ms vs {:.1} ms before",
-                    rp / 1e6,
-                    op / 1e6
-                ),
-            ))
-        } else {
-            None
-        };
-        if let Some((signal, what)) = signal {
-            let started = st
-                .incidents
-                .iter()
-                .find(|i| i.environment == *env && i.node == *name)
-                .map(|i| i.started_at.clone())
-                .unwrap_or_else(|| rfc3339(now));
-            found.push(Incident {
-                environment: env.clone(),
-                node: name.clone(),
-                signal,
-                summary: format!("{name} changed without a deployment: {what}"),
-                started_at: started,
-            });
+        if let Some((signal, what)) = self_change(vt, slot) {
+            changed.push((env.clone(), name.clone(), signal, what));
         }
     }
+    let mut found = Vec::new();
+    for (env, name, signal, what) in changed {
+        let started = st
+            .incidents
+            .iter()
+            .find(|i| i.environment == env && i.node == name)
+            .map(|i| i.started_at.clone())
+            .unwrap_or_else(|| rfc3339(now));
+        found.push(Incident {
+            summary: format!("{name} changed without a deployment: {what}"),
+            environment: env,
+            node: name,
+            signal,
+            started_at: started,
+        });
+    }
     st.incidents = found;
+}
+
+/// Whether a running version's own last 30 s differ from its earlier history: errors at
+/// least twice the earlier rate plus 5 points, or a median 1.5 times the earlier one.
+fn self_change(vt: &mut VersionTrack, slot: u64) -> Option<(Signal, String)> {
+    let older = vt.older_self(slot);
+    let mut recent = Counts::default();
+    for s in vt
+        .streams
+        .iter()
+        .filter(|(k, _)| k.scope == Scope::SelfScope)
+        .map(|(_, s)| s)
+    {
+        s.add_slots(|i| i + 3 > slot, &mut recent);
+    }
+    if older.n < 100 || recent.n < 30 {
+        return None;
+    }
+    let (re, oe) = (
+        recent.err as f64 / recent.n as f64,
+        older.err as f64 / older.n as f64,
+    );
+    let (rp, op) = (
+        recent.hist.quantile(0.5).unwrap_or(0) as f64,
+        older.median as f64,
+    );
+    if re >= 2.0 * oe + 0.05 {
+        Some((
+            Signal::ErrorRate,
+            format!("error rate {:.1}% vs {:.1}% before", re * 100.0, oe * 100.0),
+        ))
+    } else if op > 0.0 && rp >= 1.5 * op {
+        Some((
+            Signal::Latency,
+            format!(
+                "median latency {:.1} ms vs {:.1} ms before",
+                rp / 1e6,
+                op / 1e6
+            ),
+        ))
+    } else {
+        None
+    }
 }

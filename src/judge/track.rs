@@ -36,6 +36,22 @@ pub struct VersionTrack {
     pub keeps_streams: bool,
     /// A resource of this version, shared by the spans the path buffer holds for it.
     pub resource: Option<std::sync::Arc<crate::model::Resource>>,
+    /// The incident check's sums of the own streams' earlier slots, with what they were
+    /// summed from: they change only when a slot closes or expires, not every second.
+    pub older_self: Option<OlderSelf>,
+}
+
+/// Requests, errors and median latency of a version's own (self-scope) streams in the
+/// slots before `slot - 2`, summed when its streams held `streams` streams whose closed
+/// slots had changed `changes` times in all.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OlderSelf {
+    pub slot: u64,
+    pub streams: usize,
+    pub changes: u64,
+    pub n: u64,
+    pub err: u64,
+    pub median: u64,
 }
 
 /// One observation for a stream.
@@ -105,6 +121,40 @@ impl VersionTrack {
         } else {
             0
         }
+    }
+
+    /// Requests, errors and median latency of the own streams' slots before `slot - 2`
+    /// (every stream rolled to `slot`: the open slots are not among them), summed again only
+    /// when a closed slot was pushed, merged or dropped since the last call or `slot` moved.
+    pub fn older_self(&mut self, slot: u64) -> OlderSelf {
+        let own = || {
+            self.streams
+                .iter()
+                .filter(|(k, _)| k.scope == crate::model::Scope::SelfScope)
+        };
+        let (streams, changes) = own().fold((0, 0u64), |(n, c), (_, s)| {
+            (n + 1, c + s.closed_changes as u64)
+        });
+        if let Some(c) = self
+            .older_self
+            .filter(|c| (c.slot, c.streams, c.changes) == (slot, streams, changes))
+        {
+            return c;
+        }
+        let mut older = Counts::default();
+        for (_, s) in own() {
+            s.add_slots(|i| i + 3 <= slot, &mut older);
+        }
+        let c = OlderSelf {
+            slot,
+            streams,
+            changes,
+            n: older.n,
+            err: older.err,
+            median: older.hist.quantile(0.5).unwrap_or(0),
+        };
+        self.older_self = Some(c);
+        c
     }
 
     /// Closes the tick of every stream; returns this tick's counts per stream when the
@@ -457,5 +507,47 @@ mod tests {
             .expect("ten latencies make a threshold");
         assert!(th.base[0].abs_diff(3_000_000) < 3_000_000 / 50, "{th:?}");
         assert!(!thin(&svc));
+    }
+
+    #[test]
+    fn older_self_sums_stay_those_of_a_fresh_sum() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let key = |scope, op: &str| StreamKey {
+            scope,
+            peer: if scope == Scope::SelfScope { "" } else { "db" }.into(),
+            op: op.into(),
+        };
+        let mut vt = VersionTrack::new(0);
+        let (mut cached, mut computed) = (0, 0);
+        // Ten minutes of seconds: histories fill, merge and expire; streams appear late.
+        for sec in 0..600u64 {
+            let now = sec * 1_000_000_000;
+            for _ in 0..rng.random_range(0..6) {
+                let op = ["a", "b", "c"][rng.random_range(0..if sec < 200 { 2 } else { 3 })];
+                let scope = [Scope::SelfScope, Scope::Outgoing][rng.random_range(0..2)];
+                let o = obs(rng.random_range(1_000..9_000_000), rng.random_bool(0.1));
+                vt.observe(key(scope, op), o, None, 8, now);
+            }
+            // Quiet stretches let slots pass without data.
+            if (300..340).contains(&sec) {
+                continue;
+            }
+            vt.close_tick(now);
+            let slot = now / SLOT_NS;
+            let before = vt.older_self;
+            let got = vt.older_self(slot);
+            if before == Some(got) {
+                cached += 1;
+            } else {
+                computed += 1;
+            }
+            vt.older_self = None;
+            assert_eq!(got, vt.older_self(slot), "second {sec}");
+        }
+        assert!(
+            cached > 400 && computed > 50,
+            "{cached} cached, {computed} summed"
+        );
     }
 }
