@@ -86,6 +86,14 @@ pub struct Stream {
     /// Set when the thresholds found too little data here, cleared by the next data: until
     /// then a check would fail again (the history only loses requests), so it is skipped.
     pub(super) too_thin: bool,
+    /// Whether the service's thresholds hold one for this stream (kept by the refresh, for
+    /// the stable version's streams), so the per-second pass finds the new ones without a
+    /// lookup per stream.
+    pub(super) thresholded: bool,
+    /// Requests of the closed slots, so the thresholds' thin check costs no walk.
+    closed_requests: u64,
+    /// The version's tick that `tick` counts.
+    tick_of: u32,
     /// Bumped (wrapping) whenever a closed slot is pushed, merged or dropped: readers that
     /// sum closed slots cache their sums until it moves.
     pub(super) closed_changes: u32,
@@ -105,8 +113,20 @@ impl Stream {
     /// Counts one observation at `now`: into the history and into the tick against `th`;
     /// a judged version also keeps its latency and, for errors and slow requests, its
     /// trace id.
-    pub(super) fn count(&mut self, o: &Obs, th: Option<&Thresholds>, judged: bool, now: UnixNanos) {
+    /// `tick` numbers the version's current tick: counts left from an earlier one (a
+    /// version that is not judged does not close its streams' ticks) start over.
+    pub(super) fn count(
+        &mut self,
+        o: &Obs,
+        th: Option<&Thresholds>,
+        judged: bool,
+        (tick, now): (u32, UnixNanos),
+    ) {
         self.record_history(now / SLOT_NS, o);
+        if self.tick_of != tick {
+            self.tick = Counts::default();
+            self.tick_of = tick;
+        }
         let t = &mut self.tick;
         t.n += o.n;
         if o.error {
@@ -166,6 +186,12 @@ impl Stream {
         closed + open
     }
 
+    /// Requests of the whole history (the open slot included), without a walk: equal to
+    /// `requests_since(0)`.
+    pub fn history_requests(&self) -> u64 {
+        self.closed_requests + self.open.n
+    }
+
     /// Adds the requests, errors and latency of the history slots (those that had data)
     /// whose index `pick` accepts to `acc`.
     pub fn add_slots(&self, pick: impl Fn(u64) -> bool, acc: &mut Counts) {
@@ -200,6 +226,7 @@ impl Stream {
         if o.n > 0 {
             self.closed.push(o.slot, o.n, o.err, &o.hist);
             self.closed_changes = self.closed_changes.wrapping_add(1);
+            self.closed_requests += o.n;
             o.hist.reset();
             (o.n, o.err) = (0, 0);
             self.coarsen(slot);
@@ -236,6 +263,8 @@ impl Stream {
     fn add_to_open(&mut self, n: u64, err: u64) -> &mut LatencyHistogram {
         if self.open.n == 0 {
             while self.held_slots() >= SLOTS {
+                let front = self.closed.iter().next().map_or(0, |s| s.requests);
+                self.closed_requests -= front;
                 self.closed.pop_front();
                 self.closed_changes = self.closed_changes.wrapping_add(1);
                 self.coarse = self.coarse.saturating_sub(1);
@@ -270,10 +299,19 @@ impl Stream {
         }
     }
 
-    /// Ends the tick: returns its counts and rolls the history to `slot` (a slot is frozen
-    /// when the next starts; a clock that steps back keeps the open slot).
-    pub(super) fn close_tick(&mut self, slot: u64) -> Counts {
+    /// Ends tick `tick`: returns its counts and rolls the history to `slot`.
+    pub(super) fn close_tick(&mut self, slot: u64, tick: u32) -> Counts {
+        self.roll_history(slot);
+        if self.tick_of == tick {
+            std::mem::take(&mut self.tick)
+        } else {
+            Counts::default()
+        }
+    }
+
+    /// Rolls the history to `slot` (a slot is frozen when the next starts; a clock that
+    /// steps back keeps the open slot).
+    pub(super) fn roll_history(&mut self, slot: u64) {
         self.roll(slot, true);
-        std::mem::take(&mut self.tick)
     }
 }

@@ -36,6 +36,10 @@ pub struct VersionTrack {
     pub keeps_streams: bool,
     /// A resource of this version, shared by the spans the path buffer holds for it.
     pub resource: Option<std::sync::Arc<crate::model::Resource>>,
+    /// Ticks closed so far (wrapping): numbers the streams' tick counts.
+    pub ticks: u32,
+    /// The slot every stream's history was last rolled to by a tick.
+    pub(super) rolled_slot: u64,
     /// The incident check's sums of the own streams' earlier slots, with what they were
     /// summed from: they change only when a slot closes or expires, not every second.
     pub older_self: Option<OlderSelf>,
@@ -113,7 +117,7 @@ impl VersionTrack {
         };
         let mut n = 0;
         for (o, now) in obs {
-            s.count(&o, th, self.judged, now);
+            s.count(&o, th, self.judged, (self.ticks, now));
             n += 1;
         }
         if overflow {
@@ -159,18 +163,27 @@ impl VersionTrack {
 
     /// Closes the tick of every stream; returns this tick's counts per stream when the
     /// version is judged (no test reads the others' ticks: they are dropped).
+    /// The others' streams are only rolled, once per slot: within a slot a roll changes
+    /// nothing (every stream is at the slot already, and a new one starts in it), and their
+    /// tick counts start over when next counted.
     pub fn close_tick(&mut self, now: UnixNanos) -> HashMap<StreamKey, Counts> {
         let slot = now / SLOT_NS;
+        let tick = self.ticks;
+        self.ticks = tick.wrapping_add(1);
+        let roll = slot != self.rolled_slot;
+        self.rolled_slot = slot;
         if !self.judged {
-            for s in self.streams.values_mut() {
-                s.close_tick(slot);
+            if roll {
+                for s in self.streams.values_mut() {
+                    s.roll_history(slot);
+                }
             }
             return HashMap::new();
         }
         self.streams
             .iter_mut()
             .filter_map(|(k, s)| {
-                let c = s.close_tick(slot);
+                let c = s.close_tick(slot, tick);
                 (c.n > 0).then(|| (k.clone(), c))
             })
             .collect()
@@ -215,15 +228,19 @@ impl ServiceTrack {
         let recent_from = (now / SLOT_NS).saturating_sub(6);
         let mut out = HashMap::new();
         for (k, s) in stable.streams.iter_mut() {
-            if !full && (s.too_thin || self.thresholds.contains_key(k)) {
+            // A thin stream without new data would fail again (its history only loses
+            // requests), so it is skipped in full passes too; a thin one has no threshold.
+            if s.too_thin || (!full && s.thresholded) {
                 continue;
             }
             // Marked thin until it passes below. Requests bound the latency count from
             // above, so counting them first skips the merges that cannot reach 50 (the last
             // minute) or 10 (the whole history): the thin streams of a wide graph.
             s.too_thin = true;
-            let recent = s.requests_since(recent_from) >= 50;
-            if !recent && s.requests_since(0) < 10 {
+            s.thresholded = false;
+            let total = s.history_requests();
+            let recent = total >= 50 && s.requests_since(recent_from) >= 50;
+            if !recent && total < 10 {
                 continue;
             }
             let mut c = s.slots_since(if recent { recent_from } else { 0 });
@@ -233,7 +250,7 @@ impl ServiceTrack {
             if c.hist.count() < 10 {
                 continue;
             }
-            s.too_thin = false;
+            (s.too_thin, s.thresholded) = (false, true);
             let mut th = Thresholds {
                 len: quantiles.len().min(MAXQ),
                 ..Default::default()
@@ -549,5 +566,122 @@ mod tests {
             cached > 400 && computed > 50,
             "{cached} cached, {computed} summed"
         );
+    }
+
+    #[test]
+    fn skipping_thin_and_thresholded_streams_keeps_the_full_thresholds() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let track = || ServiceTrack {
+            stable: Some("v1".into()),
+            versions: [("v1".into(), VersionTrack::new(0))].into(),
+            ..Default::default()
+        };
+        // `fast` refreshes as the judge does; `reference` checks every stream every time.
+        let (mut fast, mut reference) = (track(), track());
+        let (mut compared, mut thresholded) = (0, 0);
+        for sec in 1..700u64 {
+            let now = sec * 1_000_000_000;
+            // Streams from busy to nearly silent; a quiet minute lets histories thin out.
+            for i in 0..12usize {
+                let rate = [8.0, 1.0, 0.3, 0.05][i % 4];
+                let quiet = (400..470).contains(&sec) && i % 2 == 0;
+                let n = if quiet {
+                    0
+                } else {
+                    (rate * rng.random::<f64>() * 2.0) as usize
+                };
+                let key = StreamKey {
+                    scope: if i < 4 {
+                        Scope::SelfScope
+                    } else {
+                        Scope::Outgoing
+                    },
+                    peer: if i < 4 {
+                        "".into()
+                    } else {
+                        format!("p{i}").into()
+                    },
+                    op: if i < 4 {
+                        format!("op{i}").into()
+                    } else {
+                        "".into()
+                    },
+                };
+                for _ in 0..n {
+                    let o = obs(rng.random_range(1_000_000..5_000_000), false);
+                    for svc in [&mut fast, &mut reference] {
+                        let vt = svc.versions.get_mut("v1").unwrap();
+                        vt.observe(key.clone(), o, None, 32, now);
+                    }
+                }
+            }
+            for svc in [&mut fast, &mut reference] {
+                svc.versions.get_mut("v1").unwrap().close_tick(now);
+            }
+            for s in reference
+                .versions
+                .get_mut("v1")
+                .unwrap()
+                .streams
+                .values_mut()
+            {
+                s.too_thin = false;
+                s.thresholded = false;
+            }
+            fast.refresh_thresholds(now, &[0.5, 0.9], 0.1, 0.25);
+            reference.refresh_thresholds(now, &[0.5, 0.9], 0.1, 0.25);
+            for (k, s) in &fast.versions["v1"].streams {
+                assert_eq!(
+                    s.thresholded,
+                    fast.thresholds.contains_key(k),
+                    "{sec} {k:?}"
+                );
+                assert_eq!(s.history_requests(), s.requests_since(0));
+            }
+            if sec % THRESHOLD_REFRESH_SECS == 0 {
+                assert_eq!(fast.thresholds, reference.thresholds, "second {sec}");
+                compared += 1;
+                thresholded += fast.thresholds.len();
+            }
+        }
+        assert!(
+            compared > 100 && thresholded > 500,
+            "{compared} {thresholded}"
+        );
+    }
+
+    #[test]
+    fn a_version_judged_late_hands_over_only_its_last_tick() {
+        let key = StreamKey {
+            scope: Scope::SelfScope,
+            peer: Name::default(),
+            op: "GET /".into(),
+        };
+        let sec = 1_000_000_000;
+        let mut vt = VersionTrack::new(0);
+        vt.judged = false;
+        // Five unjudged seconds of 3 requests, across a slot boundary.
+        for t in 8..13u64 {
+            for _ in 0..3 {
+                vt.observe(key.clone(), obs(1_000_000, false), None, 8, t * sec);
+            }
+            assert!(vt.close_tick(t * sec).is_empty());
+        }
+        // Slot 1 (10-19 s) is open with 9 requests; slot 0 (8, 9 s) was frozen at 10 s.
+        let s = &vt.streams[&key];
+        assert_eq!((s.requests_since(1), s.history_requests()), (9, 15));
+        vt.observe(key.clone(), obs(1_000_000, true), None, 8, 13 * sec);
+        vt.judged = true;
+        let tick = vt.close_tick(13 * sec);
+        assert_eq!(
+            (tick[&key].n, tick[&key].err),
+            (1, 1),
+            "only the last second"
+        );
+        // A judged tick without data hands over nothing, and the next counts start afresh.
+        assert!(vt.close_tick(14 * sec).is_empty());
+        vt.observe(key.clone(), obs(1_000_000, false), None, 8, 15 * sec);
+        assert_eq!(vt.close_tick(15 * sec)[&key].n, 1);
     }
 }
