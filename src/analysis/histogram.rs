@@ -324,26 +324,53 @@ impl LatencyHistogram {
     }
 
     /// Appends the [`FrozenHistogram`] encoding of the populated buckets to `bytes` (the
-    /// count is not written: it is the sum of the buckets). Read back with
-    /// [`frozen_buckets`].
+    /// count is not written: it is the sum of the buckets), in whichever of the two count
+    /// layouts is smaller. Read back with [`frozen_buckets`].
     pub fn freeze_into(&self, bytes: &mut Vec<u8>) {
-        let (mut i, len) = (0usize, self.counts.len());
+        let runs = self.runs();
+        if runs.is_empty() {
+            return;
+        }
+        let (mut as_bytes, mut as_nibbles) = (0, 0);
+        for &(i, end) in &runs {
+            as_nibbles += (end - i).div_ceil(2);
+            for c in (i..end).map(|j| self.counts.get(j)) {
+                as_bytes += varint_len(c);
+                if c >= NIBBLE_ESCAPE {
+                    as_nibbles += varint_len(c - NIBBLE_ESCAPE);
+                }
+            }
+        }
+        let nibbles = as_nibbles < as_bytes;
+        bytes.push(if nibbles { NIBBLES } else { BYTES });
         let mut prev_end = 0usize;
+        for (i, end) in runs {
+            let start = self.offset as usize + i;
+            put_varint(bytes, (start - prev_end) as u64);
+            put_varint(bytes, (end - i) as u64);
+            let counts = (i..end).map(|j| self.counts.get(j));
+            if nibbles {
+                put_nibbles(bytes, counts);
+            } else {
+                counts.for_each(|c| put_varint(bytes, c));
+            }
+            prev_end = self.offset as usize + end;
+        }
+    }
+
+    /// The runs to encode: (first position, end position), in order.
+    fn runs(&self) -> Vec<(usize, usize)> {
+        let (mut runs, mut i, len) = (Vec::new(), 0usize, self.counts.len());
         while i < len {
             if self.counts.get(i) == 0 {
                 i += 1;
                 continue;
             }
             let end = self.run_end(i);
-            let start = self.offset as usize + i;
-            put_varint(bytes, (start - prev_end) as u64);
-            put_varint(bytes, (end - i) as u64);
-            for j in i..end {
-                put_varint(bytes, self.counts.get(j));
-            }
-            prev_end = self.offset as usize + end;
+            runs.push((i, end));
             i = end;
         }
+        runs
     }
 
     /// End (exclusive) of the run starting at populated position `i`: it stops before the
@@ -368,10 +395,19 @@ impl LatencyHistogram {
 /// Empty buckets tolerated inside a run: a zero costs one byte, a new run at least two.
 const MAX_RUN_GAP: usize = 2;
 
-/// An immutable histogram for closed slots: runs of nearly consecutive buckets, each as
-/// LEB128 varints `gap from the previous run's end, run length, count per bucket...`
-/// (zeros inside a run for short holes). A bucket with fewer than 128 values costs one
-/// byte, which is about one byte per populated bucket for latency distributions.
+/// First byte of a frozen histogram: its counts are LEB128 varints.
+const BYTES: u8 = 0;
+/// First byte of a frozen histogram: its counts are 4-bit nibbles.
+const NIBBLES: u8 = 1;
+/// A nibble of 15 says the count is 15 or more, the rest following as a varint.
+const NIBBLE_ESCAPE: u64 = 15;
+
+/// An immutable histogram for closed slots: a layout byte, then runs of nearly
+/// consecutive buckets, each as LEB128 varints `gap from the previous run's end, run
+/// length` and the run's counts (zeros inside a run for short holes). The counts are
+/// varints (one byte below 128) or, when that is smaller, nibbles two to a byte followed by
+/// the run's escaped counts (`count - 15` as varints): short slots and thin streams count
+/// mostly 1 to 3 per bucket, which nibbles hold in half a byte.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FrozenHistogram {
     bytes: Box<[u8]>,
@@ -397,20 +433,50 @@ impl FrozenHistogram {
 /// (bucket index, count) in increasing value order.
 pub fn frozen_buckets(bytes: &[u8]) -> FrozenBuckets<'_> {
     FrozenBuckets {
+        nibbles: bytes.first() == Some(&NIBBLES),
         bytes,
-        pos: 0,
+        pos: 1,
         idx: 0,
         left_in_run: 0,
+        nibble_at: 0,
+        nibble: 0,
     }
 }
 
 /// Iterator over a frozen histogram's buckets.
 pub struct FrozenBuckets<'a> {
     bytes: &'a [u8],
+    nibbles: bool,
+    /// Next varint to read: a run header, a count, or (nibbles) an escaped count.
     pos: usize,
     /// Index of the next bucket to read.
     idx: u32,
     left_in_run: u64,
+    /// Nibble layout: the byte offset of the run's nibbles and the next one's position.
+    nibble_at: usize,
+    nibble: usize,
+}
+
+impl FrozenBuckets<'_> {
+    /// Reads the next count of the current run.
+    #[inline]
+    fn count(&mut self) -> u64 {
+        if !self.nibbles {
+            return get_varint(self.bytes, &mut self.pos);
+        }
+        let b = self.bytes[self.nibble_at + self.nibble / 2];
+        let n = if self.nibble % 2 == 0 {
+            b & 0xf
+        } else {
+            b >> 4
+        } as u64;
+        self.nibble += 1;
+        if n < NIBBLE_ESCAPE {
+            n
+        } else {
+            NIBBLE_ESCAPE + get_varint(self.bytes, &mut self.pos)
+        }
+    }
 }
 
 impl Iterator for FrozenBuckets<'_> {
@@ -424,9 +490,14 @@ impl Iterator for FrozenBuckets<'_> {
                 }
                 self.idx += get_varint(self.bytes, &mut self.pos) as u32;
                 self.left_in_run = get_varint(self.bytes, &mut self.pos);
+                if self.nibbles {
+                    // The escaped counts follow the run's nibbles.
+                    (self.nibble_at, self.nibble) = (self.pos, 0);
+                    self.pos += (self.left_in_run as usize).div_ceil(2);
+                }
                 continue;
             }
-            let count = get_varint(self.bytes, &mut self.pos);
+            let count = self.count();
             let idx = self.idx as u16;
             self.idx += 1;
             self.left_in_run -= 1;
@@ -435,6 +506,29 @@ impl Iterator for FrozenBuckets<'_> {
             }
         }
     }
+}
+
+/// Appends counts as nibbles, two to a byte (low first), then the escaped ones' rest.
+fn put_nibbles(out: &mut Vec<u8>, counts: impl Iterator<Item = u64> + Clone) {
+    let mut pending: Option<u8> = None;
+    for c in counts.clone() {
+        let n = c.min(NIBBLE_ESCAPE) as u8;
+        match pending.take() {
+            None => pending = Some(n),
+            Some(low) => out.push(low | (n << 4)),
+        }
+    }
+    if let Some(low) = pending {
+        out.push(low);
+    }
+    for c in counts.filter(|c| *c >= NIBBLE_ESCAPE) {
+        put_varint(out, c - NIBBLE_ESCAPE);
+    }
+}
+
+/// Bytes of `v` as a LEB128 varint.
+fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Appends `v` as a LEB128 varint (the frozen encodings here and in `slot_log`).
@@ -493,6 +587,42 @@ mod tests {
         back.merge_frozen(&f);
         assert_eq!(back, h);
         assert_eq!(f.count(), 6);
+    }
+
+    #[test]
+    fn frozen_counts_take_the_smaller_layout_and_read_back() {
+        let round_trip = |h: &LatencyHistogram| {
+            let f = h.freeze();
+            let mut back = LatencyHistogram::new();
+            back.merge_frozen(&f);
+            assert_eq!(&back, h);
+            assert_eq!(f.buckets().map(|(_, c)| c).sum::<u64>(), h.count());
+            f
+        };
+        // Small counts (and an escape at exactly 15, 16 and beyond a byte) in odd and even
+        // runs, with holes inside and between runs: nibbles, about half a byte a bucket.
+        let mut small = LatencyHistogram::new();
+        for (i, c) in [1u64, 2, 3, 0, 1, 15, 1, 16, 2, 1, 0, 0, 0, 0, 1, 3, 1000]
+            .iter()
+            .enumerate()
+        {
+            small.record_n(bucket_value(bucket_index(1_000_000) + i as u16), *c);
+        }
+        assert_eq!(round_trip(&small).bytes[0], NIBBLES);
+        // A short slot's typical shape: 60 buckets of 1 to 3 in one run, in 34 bytes (the
+        // layout, the first bucket's index in two, the run's length, 30 of nibbles).
+        let mut short = LatencyHistogram::new();
+        for i in 0..60u16 {
+            short.record_n(bucket_value(bucket_index(3_000_000) + i), 1 + i as u64 % 3);
+        }
+        assert_eq!(round_trip(&short).heap_bytes(), 1 + 2 + 1 + 30);
+        // Large counts everywhere: one varint byte each is smaller than nibble escapes.
+        let mut large = LatencyHistogram::new();
+        for i in 0..40u64 {
+            large.record_n(bucket_value(bucket_index(2_000_000) + i as u16), 20 + i);
+        }
+        assert_eq!(round_trip(&large).bytes[0], BYTES);
+        assert!(LatencyHistogram::new().freeze().heap_bytes() == 0);
     }
 
     #[test]

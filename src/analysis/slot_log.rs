@@ -1,6 +1,6 @@
 //! Closed time slots (index, requests, errors, latency histogram) frozen into one
 //! contiguous varint buffer, oldest first: the history of a series ring or of a judge
-//! stream, at about one byte per populated latency bucket plus a few header bytes per slot.
+//! stream, at half a byte to a byte per populated latency bucket plus a few header bytes per slot.
 
 use super::histogram::{frozen_buckets, get_varint, put_varint, LatencyHistogram};
 
