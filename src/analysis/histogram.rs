@@ -331,24 +331,36 @@ impl LatencyHistogram {
         if runs.is_empty() {
             return;
         }
+        let all = || {
+            runs.iter()
+                .flat_map(|&(i, end)| i..end)
+                .map(|j| self.counts.get(j))
+        };
+        // Calls kept one in 2^k under thinning count 2^k each: stored divided, they are as
+        // small as unthinned ones.
+        let unit = all().fold(0, gcd).max(1);
         let (mut as_bytes, mut as_nibbles) = (0, 0);
         for &(i, end) in &runs {
             as_nibbles += (end - i).div_ceil(2);
-            for c in (i..end).map(|j| self.counts.get(j)) {
-                as_bytes += varint_len(c);
-                if c >= NIBBLE_ESCAPE {
-                    as_nibbles += varint_len(c - NIBBLE_ESCAPE);
-                }
+        }
+        for c in all().map(|c| c / unit) {
+            as_bytes += varint_len(c);
+            if c >= NIBBLE_ESCAPE {
+                as_nibbles += varint_len(c - NIBBLE_ESCAPE);
             }
         }
         let nibbles = as_nibbles < as_bytes;
-        bytes.push(if nibbles { NIBBLES } else { BYTES });
+        let divided = if unit > 1 { DIVIDED } else { 0 };
+        bytes.push(if nibbles { NIBBLES } else { BYTES } | divided);
+        if unit > 1 {
+            put_varint(bytes, unit);
+        }
         let mut prev_end = 0usize;
         for (i, end) in runs {
             let start = self.offset as usize + i;
             put_varint(bytes, (start - prev_end) as u64);
             put_varint(bytes, (end - i) as u64);
-            let counts = (i..end).map(|j| self.counts.get(j));
+            let counts = (i..end).map(|j| self.counts.get(j) / unit);
             if nibbles {
                 put_nibbles(bytes, counts);
             } else {
@@ -399,6 +411,9 @@ const MAX_RUN_GAP: usize = 2;
 const BYTES: u8 = 0;
 /// First byte of a frozen histogram: its counts are 4-bit nibbles.
 const NIBBLES: u8 = 1;
+/// Flag of the layout byte: every count is a multiple of the varint that follows it, and is
+/// stored divided by it.
+const DIVIDED: u8 = 2;
 /// A nibble of 15 says the count is 15 or more, the rest following as a varint.
 const NIBBLE_ESCAPE: u64 = 15;
 
@@ -407,7 +422,9 @@ const NIBBLE_ESCAPE: u64 = 15;
 /// length` and the run's counts (zeros inside a run for short holes). The counts are
 /// varints (one byte below 128) or, when that is smaller, nibbles two to a byte followed by
 /// the run's escaped counts (`count - 15` as varints): short slots and thin streams count
-/// mostly 1 to 3 per bucket, which nibbles hold in half a byte.
+/// mostly 1 to 3 per bucket, which nibbles hold in half a byte. When every count is a
+/// multiple of some unit above 1 (calls weighted by the graph's thinning), the layout byte
+/// says so, the unit follows it and the counts are stored divided by it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FrozenHistogram {
     bytes: Box<[u8]>,
@@ -432,10 +449,18 @@ impl FrozenHistogram {
 /// The populated buckets of bytes written by [`LatencyHistogram::freeze_into`], as
 /// (bucket index, count) in increasing value order.
 pub fn frozen_buckets(bytes: &[u8]) -> FrozenBuckets<'_> {
+    let layout = bytes.first().copied().unwrap_or(BYTES);
+    let mut pos = 1;
+    let unit = if layout & DIVIDED != 0 {
+        get_varint(bytes, &mut pos)
+    } else {
+        1
+    };
     FrozenBuckets {
-        nibbles: bytes.first() == Some(&NIBBLES),
+        nibbles: layout & NIBBLES != 0,
+        unit,
         bytes,
-        pos: 1,
+        pos,
         idx: 0,
         left_in_run: 0,
         nibble_at: 0,
@@ -447,6 +472,8 @@ pub fn frozen_buckets(bytes: &[u8]) -> FrozenBuckets<'_> {
 pub struct FrozenBuckets<'a> {
     bytes: &'a [u8],
     nibbles: bool,
+    /// What one stored count stands for.
+    unit: u64,
     /// Next varint to read: a run header, a count, or (nibbles) an escaped count.
     pos: usize,
     /// Index of the next bucket to read.
@@ -502,7 +529,7 @@ impl Iterator for FrozenBuckets<'_> {
             self.idx += 1;
             self.left_in_run -= 1;
             if count > 0 {
-                return Some((idx, count));
+                return Some((idx, count * self.unit));
             }
         }
     }
@@ -523,6 +550,14 @@ fn put_nibbles(out: &mut Vec<u8>, counts: impl Iterator<Item = u64> + Clone) {
     }
     for c in counts.filter(|c| *c >= NIBBLE_ESCAPE) {
         put_varint(out, c - NIBBLE_ESCAPE);
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
     }
 }
 
@@ -623,6 +658,21 @@ mod tests {
         }
         assert_eq!(round_trip(&large).bytes[0], BYTES);
         assert!(LatencyHistogram::new().freeze().heap_bytes() == 0);
+        // Calls weighted 16 by thinning are stored as ones and twos, in nibbles.
+        let mut weighted = LatencyHistogram::new();
+        for i in 0..60u16 {
+            weighted.record_n(
+                bucket_value(bucket_index(3_000_000) + i),
+                16 * (1 + i as u64 % 2),
+            );
+        }
+        let f = round_trip(&weighted);
+        assert_eq!(f.bytes[0], NIBBLES | DIVIDED);
+        assert_eq!(
+            f.heap_bytes(),
+            1 + 1 + 2 + 1 + 30,
+            "layout, unit, gap, length, nibbles"
+        );
     }
 
     #[test]
@@ -734,6 +784,15 @@ mod tests {
         fn frozen_roundtrip_is_exact(xs in proptest::collection::vec((1u64..10_000_000_000, 1u64..100_000), 0..300)) {
             let mut h = LatencyHistogram::new();
             for (v, n) in &xs { h.record_n(*v, *n); }
+            let mut back = LatencyHistogram::new();
+            back.merge_frozen(&h.freeze());
+            prop_assert_eq!(back, h);
+        }
+
+        #[test]
+        fn frozen_roundtrip_is_exact_for_small_and_weighted_counts(xs in proptest::collection::vec((1u64..10_000_000, 1u64..40), 0..300), unit in 1u64..64) {
+            let mut h = LatencyHistogram::new();
+            for (v, n) in &xs { h.record_n(*v, *n * unit); }
             let mut back = LatencyHistogram::new();
             back.merge_frozen(&h.freeze());
             prop_assert_eq!(back, h);
