@@ -1,0 +1,276 @@
+//! Ingest side of the judge: per (environment, service, version) and per stream (scope,
+//! peer, operation) counters for the current tick, counted against the thresholds the
+//! baseline set at the previous tick (each stream's counts and history are in
+//! [`super::stream`]). Called from the analysis workers: constant work per observation.
+
+pub use super::stream::{Counts, Stream, StreamKey, Thresholds, MAXQ, SLOTS, SLOT_NS};
+use crate::model::{Name, UnixNanos};
+use ahash::AHashMap as HashMap;
+
+/// Name of the stratum that collects operations beyond the cap.
+pub const OTHER: &str = "_other";
+
+/// One version of a service.
+#[derive(Debug, Default)]
+pub struct VersionTrack {
+    /// Boxed: a stream is about 300 bytes and a hash table keeps a third to a half of its
+    /// slots empty, so inline streams held more empty room than streams.
+    pub streams: HashMap<StreamKey, Box<Stream>>,
+    pub first_seen: UnixNanos,
+    pub last_seen: UnixNanos,
+    /// Last time it served a request (server span, incoming call or request metric).
+    pub last_served: UnixNanos,
+    pub served_total: u64,
+    /// Whether server spans arrived (metrics are then used only as a fallback).
+    pub has_server_spans: bool,
+    pub k8s: Option<Name>,
+    /// A live deployment's candidate or baseline: its streams also keep each tick's
+    /// latency histogram (the tests' windows read it) and exemplars. Set by the tick; a new
+    /// version starts judged.
+    pub judged: bool,
+    /// Whether it keeps streams at all (per-tick counts and history): judged versions and
+    /// the service's stable version, whose history gives thresholds, incident checks and
+    /// replacement baselines. Other versions (deployments waiting for a slot, ended ones)
+    /// only keep their sightings; their streams are dropped. Set by the tick; a new version
+    /// starts with streams.
+    pub keeps_streams: bool,
+    /// A resource of this version, shared by the spans the path buffer holds for it.
+    pub resource: Option<std::sync::Arc<crate::model::Resource>>,
+    /// Ticks closed so far (wrapping): numbers the streams' tick counts.
+    pub ticks: u32,
+    /// The slot every stream's history was last rolled to by a tick.
+    pub(super) rolled_slot: u64,
+    /// The incident check's sums of the own streams' earlier slots, with what they were
+    /// summed from: they change only when a slot closes or expires, not every second.
+    pub older_self: Option<OlderSelf>,
+}
+
+/// Requests, errors and median latency of a version's own (self-scope) streams in the
+/// slots before `slot - 2`, summed when its streams held `streams` streams whose closed
+/// slots had changed `changes` times in all.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OlderSelf {
+    pub slot: u64,
+    pub streams: usize,
+    pub changes: u64,
+    pub n: u64,
+    pub err: u64,
+    pub median: u64,
+}
+
+/// One observation for a stream.
+#[derive(Debug, Clone, Copy)]
+pub struct Obs {
+    pub latency_ns: Option<u64>,
+    pub error: bool,
+    pub trace_id: Option<[u8; 16]>,
+    pub n: u64,
+}
+
+impl VersionTrack {
+    pub fn new(now: UnixNanos) -> Self {
+        Self {
+            first_seen: now,
+            last_seen: now,
+            ..Default::default()
+        }
+    }
+
+    /// Counts an observation at `now`: into the history, and into the tick against `th`
+    /// (the service's thresholds for the stream). True when the stream cap sent it to the
+    /// overflow stream.
+    pub fn observe(
+        &mut self,
+        key: StreamKey,
+        o: Obs,
+        th: Option<&Thresholds>,
+        cap: usize,
+        now: UnixNanos,
+    ) -> bool {
+        self.observe_many(key, std::iter::once((o, now)), th, cap) > 0
+    }
+
+    /// Counts observations of one stream (each with its time), looking the stream up once.
+    /// Returns how many the stream cap sent to the overflow stream.
+    pub fn observe_many(
+        &mut self,
+        mut key: StreamKey,
+        obs: impl Iterator<Item = (Obs, UnixNanos)>,
+        th: Option<&Thresholds>,
+        cap: usize,
+    ) -> u64 {
+        use std::collections::hash_map::Entry;
+        let full = self.streams.len() >= cap;
+        let mut overflow = false;
+        let s = match self.streams.entry(key) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) if !full => v.insert(Box::default()),
+            Entry::Vacant(v) => {
+                key = v.into_key();
+                key.op = OTHER.into();
+                if !key.peer.is_empty() {
+                    key.peer = OTHER.into();
+                }
+                overflow = true;
+                self.streams.entry(key).or_default()
+            }
+        };
+        let mut n = 0;
+        for (o, now) in obs {
+            s.count(&o, th, self.judged, (self.ticks, now));
+            n += 1;
+        }
+        if overflow {
+            n
+        } else {
+            0
+        }
+    }
+
+    /// Requests, errors and median latency of the own streams' slots before `slot - 2`
+    /// (every stream rolled to `slot`: the open slots are not among them), summed again only
+    /// when a closed slot was pushed, merged or dropped since the last call or `slot` moved.
+    pub fn older_self(&mut self, slot: u64) -> OlderSelf {
+        let own = || {
+            self.streams
+                .iter()
+                .filter(|(k, _)| k.scope == crate::model::Scope::SelfScope)
+        };
+        let (streams, changes) = own().fold((0, 0u64), |(n, c), (_, s)| {
+            (n + 1, c + s.closed_changes as u64)
+        });
+        if let Some(c) = self
+            .older_self
+            .filter(|c| (c.slot, c.streams, c.changes) == (slot, streams, changes))
+        {
+            return c;
+        }
+        let mut older = Counts::default();
+        for (_, s) in own() {
+            s.add_slots(|i| i + 3 <= slot, &mut older);
+        }
+        let c = OlderSelf {
+            slot,
+            streams,
+            changes,
+            n: older.n,
+            err: older.err,
+            median: older.hist.quantile(0.5).unwrap_or(0),
+        };
+        self.older_self = Some(c);
+        c
+    }
+
+    /// Closes the tick of every stream; returns this tick's counts per stream when the
+    /// version is judged (no test reads the others' ticks: they are dropped).
+    /// The others' streams are only rolled, once per slot: within a slot a roll changes
+    /// nothing (every stream is at the slot already, and a new one starts in it), and their
+    /// tick counts start over when next counted.
+    pub fn close_tick(&mut self, now: UnixNanos) -> HashMap<StreamKey, Counts> {
+        let slot = now / SLOT_NS;
+        let tick = self.ticks;
+        self.ticks = tick.wrapping_add(1);
+        let roll = slot != self.rolled_slot;
+        self.rolled_slot = slot;
+        if !self.judged {
+            if roll {
+                for s in self.streams.values_mut() {
+                    s.roll_history(slot);
+                }
+            }
+            return HashMap::new();
+        }
+        self.streams
+            .iter_mut()
+            .filter_map(|(k, s)| {
+                let c = s.close_tick(slot, tick);
+                (c.n > 0).then(|| (k.clone(), c))
+            })
+            .collect()
+    }
+}
+
+/// One service of one environment.
+#[derive(Debug, Default)]
+pub struct ServiceTrack {
+    pub first_seen: UnixNanos,
+    pub versions: HashMap<Name, VersionTrack>,
+    /// The running version: the baseline of new deployments.
+    pub stable: Option<Name>,
+    pub thresholds: HashMap<StreamKey, Thresholds>,
+    /// The stable version the thresholds were last computed from in full.
+    pub thresholds_of: Option<Name>,
+}
+
+/// Seconds between full recomputations of a service's thresholds; in between only streams
+/// without one get theirs. A threshold is the stable version's quantile over its last
+/// minute, so a few seconds of age change it little, and recomputing every stream's every
+/// second was most of the judge's fixed cost per tick (docs/benchmarks.md section 3).
+pub const THRESHOLD_REFRESH_SECS: u64 = 5;
+
+impl ServiceTrack {
+    /// Recomputes thresholds from the stable version: its last minute when that has enough
+    /// data, else its whole history. In full every [`THRESHOLD_REFRESH_SECS`] seconds and
+    /// when the stable version changed; otherwise only for streams that have none yet and
+    /// received data since they were last found too thin.
+    pub fn refresh_thresholds(
+        &mut self,
+        now: UnixNanos,
+        quantiles: &[f64],
+        margin: f64,
+        promote_margin: f64,
+    ) {
+        let Some(stable) = self.stable.as_ref().and_then(|v| self.versions.get_mut(v)) else {
+            return;
+        };
+        let full = self.thresholds_of != self.stable
+            || (now / 1_000_000_000) % THRESHOLD_REFRESH_SECS == 0;
+        let recent_from = (now / SLOT_NS).saturating_sub(6);
+        let mut out = HashMap::new();
+        for (k, s) in stable.streams.iter_mut() {
+            // A thin stream without new data would fail again (its history only loses
+            // requests), so it is skipped in full passes too; a thin one has no threshold.
+            if s.too_thin || (!full && s.thresholded) {
+                continue;
+            }
+            // Marked thin until it passes below. Requests bound the latency count from
+            // above, so counting them first skips the merges that cannot reach 50 (the last
+            // minute) or 10 (the whole history): the thin streams of a wide graph.
+            s.too_thin = true;
+            s.thresholded = false;
+            let total = s.history_requests();
+            let recent = total >= 50 && s.requests_since(recent_from) >= 50;
+            if !recent && total < 10 {
+                continue;
+            }
+            let mut c = s.slots_since(if recent { recent_from } else { 0 });
+            if recent && c.hist.count() < 50 {
+                c = s.slots_since(0);
+            }
+            if c.hist.count() < 10 {
+                continue;
+            }
+            (s.too_thin, s.thresholded) = (false, true);
+            let mut th = Thresholds {
+                len: quantiles.len().min(MAXQ),
+                ..Default::default()
+            };
+            for (i, q) in quantiles.iter().take(MAXQ).enumerate() {
+                let b = c.hist.quantile(*q).unwrap_or(0);
+                th.base[i] = b;
+                th.cand[i] = (b as f64 * (1.0 + margin)) as u64;
+                th.promote[i] = (b as f64 * (1.0 + promote_margin)) as u64;
+            }
+            out.insert(k.clone(), th);
+        }
+        if full {
+            self.thresholds = out;
+            self.thresholds_of = self.stable.clone();
+        } else {
+            self.thresholds.extend(out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
