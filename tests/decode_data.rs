@@ -1,7 +1,9 @@
 //! Every shared OTLP example and SDK capture decodes, and the protobuf and JSON forms of
 //! the same capture normalize to identical records.
 
-use std::path::{Path, PathBuf};
+mod shared_data;
+
+use std::path::PathBuf;
 use std::time::Duration;
 use verdict::model::{NodeKind, SpanKind};
 use verdict::receiver::decode::{
@@ -9,20 +11,8 @@ use verdict::receiver::decode::{
     decode_traces_proto, DeltaConverter,
 };
 
-/// Data lives beside the repository (`../shared/data`), as in CI; a clone elsewhere fails
-/// here with the path it looked for rather than at the first file read.
-fn data_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    assert!(
-        dir.is_dir(),
-        "the captured OTLP data is read from {}: clone the repository beside `shared/`",
-        dir.display()
-    );
-    dir
-}
-
 fn files(sub: &str, suffix: &str) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(data_dir().join(sub))
+    let mut out: Vec<PathBuf> = std::fs::read_dir(shared_data::dir("").join(sub))
         .unwrap_or_else(|e| panic!("reading {sub}: {e}"))
         .map(|e| e.unwrap().path())
         .filter(|p| p.to_string_lossy().ends_with(suffix))
@@ -58,7 +48,7 @@ fn sdk_trace_captures_decode_identically_from_proto_and_json() {
 
 #[test]
 fn grpc_client_capture_normalizes_rpc_operation_and_peer() {
-    let pb = data_dir().join("sdk-captures/traces/grpc-003.pb");
+    let pb = shared_data::dir("").join("sdk-captures/traces/grpc-003.pb");
     let out = decode_traces_proto(&std::fs::read(pb).unwrap(), CAPTURE_NOW).unwrap();
     let s = &out.spans[0];
     assert_eq!(s.kind, SpanKind::Client);
@@ -80,7 +70,7 @@ fn grpc_client_capture_normalizes_rpc_operation_and_peer() {
 
 #[test]
 fn official_trace_example_decodes() {
-    let body = std::fs::read(data_dir().join("otlp-examples/trace.json")).unwrap();
+    let body = std::fs::read(shared_data::dir("").join("otlp-examples/trace.json")).unwrap();
     let now = 1_544_712_661_000_000_000;
     let out = decode_traces_json(&body, now).unwrap();
     assert_eq!(out.spans.len(), 1);
@@ -98,15 +88,15 @@ fn official_trace_example_decodes() {
 #[test]
 fn official_metrics_and_logs_examples_decode() {
     let conv = DeltaConverter::new(1000, Duration::from_secs(600));
-    let body = std::fs::read(data_dir().join("otlp-examples/metrics.json")).unwrap();
+    let body = std::fs::read(shared_data::dir("").join("otlp-examples/metrics.json")).unwrap();
     let out = decode_metrics_json(&body, &conv, 1_544_712_661_000_000_000).unwrap();
     // None of the example metrics is a request duration: accepted, nothing to analyse.
     assert!(out.batch.points.is_empty());
     assert_eq!(out.metric.ignored_metrics, 4);
     assert_eq!(out.rejected_points, 0);
-    let logs = std::fs::read(data_dir().join("otlp-examples/logs.json")).unwrap();
+    let logs = std::fs::read(shared_data::dir("").join("otlp-examples/logs.json")).unwrap();
     assert_eq!(decode_logs_json(&logs).unwrap(), 1);
-    let events = std::fs::read(data_dir().join("otlp-examples/events.json")).unwrap();
+    let events = std::fs::read(shared_data::dir("").join("otlp-examples/events.json")).unwrap();
     assert_eq!(decode_logs_json(&events).unwrap(), 1);
 }
 
@@ -150,7 +140,8 @@ fn sdk_metric_captures_decode_identically_from_proto_and_json() {
 #[test]
 fn python_cumulative_exports_become_deltas_per_version() {
     let conv = converter();
-    let read = |f: &str| std::fs::read(data_dir().join("sdk-captures/metrics").join(f)).unwrap();
+    let read =
+        |f: &str| std::fs::read(shared_data::dir("").join("sdk-captures/metrics").join(f)).unwrap();
     // Two consecutive cumulative exports of the same stream with no requests in between.
     let first = decode_metrics_proto(&read("grpc-metrics-001.pb"), &conv, CAPTURE_NOW).unwrap();
     assert_eq!(first.batch.points.len(), 1);

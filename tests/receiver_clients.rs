@@ -4,6 +4,7 @@
 //! answers retryably and a retrying client loses nothing.
 
 mod receiver_support;
+mod shared_data;
 
 use bytes::Bytes;
 use opentelemetry::trace::{Span as _, SpanKind as OtelKind, Status, Tracer, TracerProvider as _};
@@ -165,9 +166,7 @@ async fn python_sdk_over_grpc_and_http() {
 }
 
 fn captures(sub: &str, suffix: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/sdk-captures")
-        .join(sub);
+    let dir = shared_data::dir("sdk-captures").join(sub);
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())

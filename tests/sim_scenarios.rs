@@ -4,6 +4,8 @@
 //! and reads the verdict API. Every run must pass: culprits named, nobody else blamed,
 //! healthy canaries not rolled back.
 
+mod shared_data;
+
 use std::process::Command;
 
 #[test]
@@ -44,8 +46,7 @@ fn the_short_suite_passes_against_a_spawned_analyzer() {
 /// see docs/benchmarks.md).
 #[test]
 fn online_boutique_fault_cases_never_blame_the_wrong_deployment() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/nezha-online-boutique");
+    let dir = shared_data::dir("nezha-online-boutique");
     let outcomes = verdict::sim::runner::replay_fast::run_cases(&dir).expect("replay the cases");
     assert_eq!(outcomes.len(), 15);
     for o in &outcomes {
