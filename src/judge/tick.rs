@@ -550,12 +550,7 @@ fn find_incidents(st: &mut State, now: UnixNanos) {
 fn self_change(vt: &mut VersionTrack, slot: u64) -> Option<(Signal, String)> {
     let older = vt.older_self(slot);
     let mut recent = Counts::default();
-    for s in vt
-        .streams
-        .iter()
-        .filter(|(k, _)| k.scope == Scope::SelfScope)
-        .map(|(_, s)| s)
-    {
+    for s in vt.own_streams() {
         s.add_slots(|i| i + 3 > slot, &mut recent);
     }
     if older.n < 100 || recent.n < 30 {

@@ -127,18 +127,21 @@ impl VersionTrack {
         }
     }
 
+    /// The version's own (self-scope) streams: its server spans per operation.
+    pub fn own_streams(&self) -> impl Iterator<Item = &Stream> {
+        self.streams
+            .iter()
+            .filter(|(k, _)| k.scope == crate::model::Scope::SelfScope)
+            .map(|(_, s)| s.as_ref())
+    }
+
     /// Requests, errors and median latency of the own streams' slots before `slot - 2`
     /// (every stream rolled to `slot`: the open slots are not among them), summed again only
     /// when a closed slot was pushed, merged or dropped since the last call or `slot` moved.
     pub fn older_self(&mut self, slot: u64) -> OlderSelf {
-        let own = || {
-            self.streams
-                .iter()
-                .filter(|(k, _)| k.scope == crate::model::Scope::SelfScope)
-        };
-        let (streams, changes) = own().fold((0, 0u64), |(n, c), (_, s)| {
-            (n + 1, c + s.closed_changes as u64)
-        });
+        let (streams, changes) = self
+            .own_streams()
+            .fold((0, 0u64), |(n, c), s| (n + 1, c + s.closed_changes as u64));
         if let Some(c) = self
             .older_self
             .filter(|c| (c.slot, c.streams, c.changes) == (slot, streams, changes))
@@ -146,7 +149,7 @@ impl VersionTrack {
             return c;
         }
         let mut older = Counts::default();
-        for (_, s) in own() {
+        for s in self.own_streams() {
             s.add_slots(|i| i + 3 <= slot, &mut older);
         }
         let c = OlderSelf {
