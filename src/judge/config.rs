@@ -65,7 +65,8 @@ pub struct JudgeConfig {
     /// How long a trace's spans are held before path tagging. Default `5s`.
     #[serde(with = "humantime_serde")]
     pub trace_hold: Duration,
-    /// Spans held for path tagging; beyond it traces are dropped and counted. Default 200000.
+    /// Spans held for path tagging; beyond seven eighths of it new traces are dropped and
+    /// counted, beyond it any span. Default 50000.
     pub max_held_spans: usize,
     /// JSON-lines decision log; empty disables it. Default `./verdict-data/decisions.jsonl`
     /// (beside the alert store).
@@ -99,7 +100,7 @@ impl Default for JudgeConfig {
             max_versions: 8,
             max_operations: 32,
             trace_hold: Duration::from_secs(5),
-            max_held_spans: 200_000,
+            max_held_spans: 50_000,
             decision_log: "./verdict-data/decisions.jsonl".into(),
             decision_log_max_bytes: 64 << 20,
             decision_log_keep: 3,

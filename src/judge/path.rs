@@ -5,6 +5,7 @@
 
 use crate::model::{Name, Resource, SpanRecord, UnixNanos};
 use ahash::AHashMap as HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 /// What is kept of a span for tagging (56 bytes: the resource is shared by the version).
@@ -96,11 +97,20 @@ impl PathBuffer {
             return self.drop_one(now);
         }
         let key = self.keyer.hash_one(s.trace_id);
-        let times = self.traces.entry(key).or_insert(Times {
-            first: now,
-            last: now,
-            spans: 0,
-        });
+        let times = match self.traces.entry(key) {
+            Entry::Occupied(o) => o.into_mut(),
+            // A new trace is taken only below seven eighths of the cap: the rest is room
+            // for spans of traces already held, so that a full buffer holds traces whole
+            // (or not at all) instead of cutting the last ones taken.
+            Entry::Vacant(_) if self.spans.len() >= self.cap - self.cap / 8 => {
+                return self.drop_one(now);
+            }
+            Entry::Vacant(v) => v.insert(Times {
+                first: now,
+                last: now,
+                spans: 0,
+            }),
+        };
         if times.spans >= MAX_SPANS_PER_TRACE {
             return self.drop_one(now);
         }
@@ -277,14 +287,23 @@ mod tests {
         let cap = 20_000;
         let mut buf = PathBuffer::new(cap, 10);
         let r = sp("a", "1", 1, 0, SpanKind::Server, false).resource;
-        // Traces of one span, the costliest shape per span (one map entry each).
-        for i in 0..cap as u32 + 5 {
-            let mut s = sp("a", "1", 1, 0, SpanKind::Server, false);
+        // Traces of one span, the costliest shape per span (one map entry each), up to
+        // seven eighths of the cap; then second spans of held traces fill the rest.
+        let span = |i: u32, id: u8| {
+            let mut s = sp("a", "1", id, 0, SpanKind::Server, false);
             s.trace_id[..4].copy_from_slice(&i.to_le_bytes());
-            buf.hold(&s, r.clone(), 0);
+            s
+        };
+        for i in 0..cap as u32 + 5 {
+            buf.hold(&span(i, 1), r.clone(), 0);
+        }
+        assert_eq!(buf.held_spans(), cap - cap / 8);
+        assert_eq!(buf.dropped_spans, cap as u64 / 8 + 5);
+        for i in 0..cap as u32 / 8 + 5 {
+            buf.hold(&span(i, 2), r.clone(), 0);
         }
         assert_eq!(buf.held_spans(), cap);
-        assert_eq!(buf.dropped_spans, 5);
+        assert_eq!(buf.dropped_spans, cap as u64 / 8 + 10);
         assert!(
             buf.spans.capacity() <= cap,
             "room for {}",
@@ -370,5 +389,27 @@ mod tests {
         }
         assert_eq!(buf.dropped_spans, 1);
         assert_eq!(buf.held_spans(), 1);
+    }
+
+    #[test]
+    fn a_nearly_full_buffer_takes_spans_of_held_traces_only() {
+        // Cap 80: new traces stop at 70 held spans (seven eighths), their later spans are
+        // still taken up to the cap, so no held trace is cut off by newer ones.
+        let mut buf = PathBuffer::new(80, 10);
+        let r = sp("a", "1", 1, 0, SpanKind::Server, false).resource;
+        let span = |trace: u64, id: u8| {
+            let mut s = sp("a", "1", id, 0, SpanKind::Server, false);
+            s.trace_id[..8].copy_from_slice(&trace.to_le_bytes());
+            s
+        };
+        for t in 0..71 {
+            buf.hold(&span(t, 1), r.clone(), 0);
+        }
+        assert_eq!((buf.held_spans(), buf.dropped_spans), (70, 1));
+        for t in 0..12 {
+            buf.hold(&span(t, 2), r.clone(), 1);
+        }
+        assert_eq!((buf.held_spans(), buf.dropped_spans), (80, 3));
+        assert_eq!(buf.traces.len(), 70);
     }
 }
