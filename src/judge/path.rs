@@ -64,7 +64,11 @@ pub struct PathBuffer {
     keyer: ahash::RandomState,
     pub cap: usize,
     pub hold_ns: u64,
+    /// Spans not held: of new traces past seven eighths of the cap, or cut from traces.
     pub dropped_spans: u64,
+    /// Last time a span was dropped at the cap or a trace's limit (a held trace may be
+    /// incomplete): the judge withholds promotion for a minute after it. Traces not taken
+    /// at seven eighths only thin the sample and do not set it.
     pub last_drop: UnixNanos,
 }
 
@@ -103,7 +107,8 @@ impl PathBuffer {
             // for spans of traces already held, so that a full buffer holds traces whole
             // (or not at all) instead of cutting the last ones taken.
             Entry::Vacant(_) if self.spans.len() >= self.cap - self.cap / 8 => {
-                return self.drop_one(now);
+                self.dropped_spans += 1; // a trace not sampled, none cut
+                return;
             }
             Entry::Vacant(v) => v.insert(Times {
                 first: now,
@@ -133,6 +138,7 @@ impl PathBuffer {
         });
     }
 
+    /// Counts a span dropped from a trace that may be held (cut short).
     fn drop_one(&mut self, now: UnixNanos) {
         self.dropped_spans += 1;
         self.last_drop = now;
@@ -403,13 +409,15 @@ mod tests {
             s
         };
         for t in 0..71 {
-            buf.hold(&span(t, 1), r.clone(), 0);
+            buf.hold(&span(t, 1), r.clone(), 5);
         }
         assert_eq!((buf.held_spans(), buf.dropped_spans), (70, 1));
+        assert_eq!(buf.last_drop, 0, "a trace not taken cuts none");
         for t in 0..12 {
-            buf.hold(&span(t, 2), r.clone(), 1);
+            buf.hold(&span(t, 2), r.clone(), 6);
         }
         assert_eq!((buf.held_spans(), buf.dropped_spans), (80, 3));
+        assert_eq!(buf.last_drop, 6, "spans cut from held traces");
         assert_eq!(buf.traces.len(), 70);
     }
 }
