@@ -87,7 +87,7 @@ pub(super) struct ServiceEntry {
     pub environment: Name,
     pub service: Name,
     pub versions: Vec<VersionInfo>,
-    /// Boxed: a series is about 220 bytes and a table of a few dozen keeps a third to a
+    /// Boxed: a series is about 200 bytes and a table of a few dozen keeps a third to a
     /// half of its slots empty (inline, the tables held about 6 MiB of empty room under a
     /// 1,000-service load).
     pub series: HashTable<Box<Series>>,
