@@ -2,7 +2,8 @@
 //! `on_edges` for a 512-span batch of client/server pairs, its 256 calls grouped by edge
 //! as a graph flush hands them on) and of one judging tick, on a
 //! fleet of 200 services x 3 versions (the first serving 90 %) with 4 callees each and
-//! every non-stable version a live deployment; and the path buffer held full, a second of one-span traces taken in and released at a time.
+//! every non-stable version a live deployment; and the path buffer held full, a second of
+//! one-span traces taken in and released at a time.
 
 use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use std::hint::black_box;
@@ -206,8 +207,8 @@ fn bench(c: &mut Criterion) {
 
 /// The path buffer full (200,000 spans, four times the default cap, of which new traces
 /// take seven eighths, held for the default 5 s): each iteration is one second, releasing
-/// the traces held 5 s before and taking 35,000 new one-span traces (the shape SDK-sized requests under heavy load give it; the costliest
-/// per span, one trace each).
+/// the traces held 5 s before and taking 35,000 new one-span traces (the shape SDK-sized
+/// requests under heavy load give it; the costliest per span, one trace each).
 fn path_buffer(c: &mut Criterion) {
     use verdict::judge::path::PathBuffer;
     const PER_SECOND: u64 = 35_000;
