@@ -237,6 +237,18 @@ impl LatencyHistogram {
         self.total = 0;
     }
 
+    /// Empties the histogram and its range but keeps the buffer: a scratch histogram that
+    /// sums one stream after another grows once, and each sum covers only its own range.
+    pub fn clear(&mut self) {
+        match &mut self.counts {
+            Counts::Tiny(v) => v.clear(),
+            Counts::Narrow(v) => v.clear(),
+            Counts::Wide(v) => v.clear(),
+        }
+        self.total = 0;
+        self.offset = 0;
+    }
+
     /// Populated buckets as (bucket index, count), in increasing value order.
     pub fn buckets(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
         (0..self.counts.len())
@@ -289,6 +301,39 @@ impl LatencyHistogram {
             }
         }
         self.buckets().last().map(|(i, _)| bucket_value(i))
+    }
+
+    /// The values at quantiles `qs` (each as [`quantile`](Self::quantile) gives it) into
+    /// `out`, in one walk over the buckets; zeros when empty.
+    pub fn quantiles_into(&self, qs: &[f64], out: &mut [u64]) {
+        let n = qs.len().min(out.len()).min(64);
+        out[..n].fill(0);
+        if self.total == 0 {
+            return;
+        }
+        let rank = |q: f64| ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
+        let all = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+        let mut found = 0u64; // bit i: out[i] is set
+        let mut seen = 0u64;
+        let mut last = 0;
+        for (idx, c) in self.buckets() {
+            seen += c;
+            last = idx;
+            for (i, q) in qs[..n].iter().enumerate() {
+                if found & (1 << i) == 0 && seen >= rank(*q) {
+                    out[i] = bucket_value(idx);
+                    found |= 1 << i;
+                }
+            }
+            if found == all {
+                return;
+            }
+        }
+        for (i, o) in out[..n].iter_mut().enumerate() {
+            if found & (1 << i) == 0 {
+                *o = bucket_value(last);
+            }
+        }
     }
 
     /// How many recorded values fall in buckets entirely above `ns`'s bucket.

@@ -115,6 +115,27 @@ fn narrow_counts_widen_instead_of_saturating() {
 }
 
 #[test]
+fn clear_keeps_the_buffer_and_forgets_the_range() {
+    let mut h = LatencyHistogram::new();
+    for ns in [1_000, 9_000_000, 70_000] {
+        for _ in 0..300 {
+            h.record(ns); // widened past u8
+        }
+    }
+    let bytes = h.heap_bytes();
+    h.clear();
+    assert!(h.is_empty() && h.buckets().next().is_none());
+    assert_eq!(h.heap_bytes(), bytes);
+    h.record(5_000_000);
+    h.record(5_000_000);
+    assert_eq!(
+        h.buckets().collect::<Vec<_>>(),
+        [(bucket_index(5_000_000), 2)]
+    );
+    assert_eq!(h.quantile(0.0), Some(bucket_value(bucket_index(5_000_000))));
+}
+
+#[test]
 fn reset_keeps_the_allocation_and_forgets_the_counts() {
     let mut h = LatencyHistogram::new();
     h.record(1_000);
@@ -204,6 +225,17 @@ proptest! {
         let mut back = LatencyHistogram::new();
         back.merge_frozen(&h.freeze());
         prop_assert_eq!(back, h);
+    }
+
+    #[test]
+    fn quantiles_in_one_walk_match_one_by_one(xs in proptest::collection::vec(0u64..60_000_000_000, 0..300), qs in proptest::collection::vec(0.0f64..1.0, 1..5)) {
+        let mut h = LatencyHistogram::new();
+        for x in &xs { h.record(*x); }
+        let mut out = [7u64; 4];
+        h.quantiles_into(&qs, &mut out);
+        for (i, q) in qs.iter().take(4).enumerate() {
+            prop_assert_eq!(out[i], h.quantile(*q).unwrap_or(0), "q={}", q);
+        }
     }
 
     #[test]

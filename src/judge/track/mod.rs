@@ -4,6 +4,7 @@
 //! [`super::stream`]). Called from the analysis workers: constant work per observation.
 
 pub use super::stream::{Counts, Stream, StreamKey, Thresholds, MAXQ, SLOTS, SLOT_NS};
+use crate::analysis::histogram::LatencyHistogram;
 use crate::model::{Name, UnixNanos};
 use ahash::AHashMap as HashMap;
 
@@ -223,12 +224,15 @@ impl ServiceTrack {
         margin: f64,
         promote_margin: f64,
     ) {
+        let margins = (margin, promote_margin);
         let Some(stable) = self.stable.as_ref().and_then(|v| self.versions.get_mut(v)) else {
             return;
         };
         let full = self.thresholds_of != self.stable
             || (now / 1_000_000_000) % THRESHOLD_REFRESH_SECS == 0;
         let recent_from = (now / SLOT_NS).saturating_sub(6);
+        // One buffer sums every stream's slots: it grows once instead of per stream.
+        let mut sum = LatencyHistogram::default();
         let mut out = HashMap::new();
         for (k, s) in stable.streams.iter_mut() {
             // A thin stream without new data would fail again (its history only loses
@@ -236,35 +240,9 @@ impl ServiceTrack {
             if s.too_thin || (!full && s.thresholded) {
                 continue;
             }
-            // Marked thin until it passes below. Requests bound the latency count from
-            // above, so counting them first skips the merges that cannot reach 50 (the last
-            // minute) or 10 (the whole history): the thin streams of a wide graph.
-            s.too_thin = true;
-            s.thresholded = false;
-            let total = s.history_requests();
-            let recent = total >= 50 && s.requests_since(recent_from) >= 50;
-            if !recent && total < 10 {
-                continue;
+            if let Some(th) = threshold_of(s, recent_from, &mut sum, quantiles, margins) {
+                out.insert(k.clone(), th);
             }
-            let mut c = s.slots_since(if recent { recent_from } else { 0 });
-            if recent && c.hist.count() < 50 {
-                c = s.slots_since(0);
-            }
-            if c.hist.count() < 10 {
-                continue;
-            }
-            (s.too_thin, s.thresholded) = (false, true);
-            let mut th = Thresholds {
-                len: quantiles.len().min(MAXQ),
-                ..Default::default()
-            };
-            for (i, q) in quantiles.iter().take(MAXQ).enumerate() {
-                let b = c.hist.quantile(*q).unwrap_or(0);
-                th.base[i] = b;
-                th.cand[i] = (b as f64 * (1.0 + margin)) as u64;
-                th.promote[i] = (b as f64 * (1.0 + promote_margin)) as u64;
-            }
-            out.insert(k.clone(), th);
         }
         if full {
             self.thresholds = out;
@@ -273,6 +251,50 @@ impl ServiceTrack {
             self.thresholds.extend(out);
         }
     }
+}
+
+/// The threshold a stream's history gives (summed in `sum`), None when too thin: its last
+/// minute when that holds 50 latencies, else its whole history when that holds 10. Marked
+/// thin until it passes; `margins` are the candidate's and the promotion's.
+fn threshold_of(
+    s: &mut Stream,
+    recent_from: u64,
+    sum: &mut LatencyHistogram,
+    quantiles: &[f64],
+    (margin, promote_margin): (f64, f64),
+) -> Option<Thresholds> {
+    s.too_thin = true;
+    s.thresholded = false;
+    // Requests bound the latency count from above, so counting them first skips the
+    // merges that cannot reach 50 (the last minute) or 10 (the whole history): the thin
+    // streams of a wide graph.
+    let total = s.history_requests();
+    let recent = total >= 50 && s.requests_since(recent_from) >= 50;
+    if !recent && total < 10 {
+        return None;
+    }
+    sum.clear();
+    s.add_latency_since(if recent { recent_from } else { 0 }, sum);
+    if recent && sum.count() < 50 {
+        sum.clear();
+        s.add_latency_since(0, sum);
+    }
+    if sum.count() < 10 {
+        return None;
+    }
+    (s.too_thin, s.thresholded) = (false, true);
+    let len = quantiles.len().min(MAXQ);
+    let mut th = Thresholds {
+        len,
+        ..Default::default()
+    };
+    sum.quantiles_into(&quantiles[..len], &mut th.base[..len]);
+    for i in 0..len {
+        let b = th.base[i] as f64;
+        th.cand[i] = (b * (1.0 + margin)) as u64;
+        th.promote[i] = (b * (1.0 + promote_margin)) as u64;
+    }
+    Some(th)
 }
 
 #[cfg(test)]
