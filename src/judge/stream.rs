@@ -169,17 +169,6 @@ impl Stream {
         c
     }
 
-    /// Adds the latency of the slots at or after `from_slot` to `acc` (what
-    /// [`slots_since`](Self::slots_since) gives as its histogram, into a caller's buffer).
-    pub fn add_latency_since(&self, from_slot: u64, acc: &mut LatencyHistogram) {
-        for s in self.closed.iter().filter(|s| s.slot >= from_slot) {
-            s.merge_latency_into(acc);
-        }
-        if self.open.n > 0 && self.open.slot >= from_slot {
-            acc.merge(&self.open.hist);
-        }
-    }
-
     /// Requests of the slots at or after `from_slot`, without touching their latency: an
     /// upper bound on their histogram's count, so readers skip merges that cannot pass.
     pub fn requests_since(&self, from_slot: u64) -> u64 {

@@ -4,7 +4,6 @@
 //! [`super::stream`]). Called from the analysis workers: constant work per observation.
 
 pub use super::stream::{Counts, Stream, StreamKey, Thresholds, MAXQ, SLOTS, SLOT_NS};
-use crate::analysis::histogram::LatencyHistogram;
 use crate::model::{Name, UnixNanos};
 use ahash::AHashMap as HashMap;
 
@@ -232,7 +231,7 @@ impl ServiceTrack {
             || (now / 1_000_000_000) % THRESHOLD_REFRESH_SECS == 0;
         let recent_from = (now / SLOT_NS).saturating_sub(6);
         // One buffer sums every stream's slots: it grows once instead of per stream.
-        let mut sum = LatencyHistogram::default();
+        let mut sum = Counts::default();
         let mut out = HashMap::new();
         for (k, s) in stable.streams.iter_mut() {
             // A thin stream without new data would fail again (its history only loses
@@ -259,7 +258,7 @@ impl ServiceTrack {
 fn threshold_of(
     s: &mut Stream,
     recent_from: u64,
-    sum: &mut LatencyHistogram,
+    sum: &mut Counts,
     quantiles: &[f64],
     (margin, promote_margin): (f64, f64),
 ) -> Option<Thresholds> {
@@ -273,13 +272,17 @@ fn threshold_of(
     if !recent && total < 10 {
         return None;
     }
-    sum.clear();
-    s.add_latency_since(if recent { recent_from } else { 0 }, sum);
-    if recent && sum.count() < 50 {
-        sum.clear();
-        s.add_latency_since(0, sum);
+    let mut sum_since = |from: u64| {
+        (sum.n, sum.err) = (0, 0);
+        sum.hist.clear();
+        s.add_slots(|i| i >= from, sum);
+        sum.hist.count()
+    };
+    let mut latencies = sum_since(if recent { recent_from } else { 0 });
+    if recent && latencies < 50 {
+        latencies = sum_since(0);
     }
-    if sum.count() < 10 {
+    if latencies < 10 {
         return None;
     }
     (s.too_thin, s.thresholded) = (false, true);
@@ -288,7 +291,8 @@ fn threshold_of(
         len,
         ..Default::default()
     };
-    sum.quantiles_into(&quantiles[..len], &mut th.base[..len]);
+    sum.hist
+        .quantiles_into(&quantiles[..len], &mut th.base[..len]);
     for i in 0..len {
         let b = th.base[i] as f64;
         th.cand[i] = (b * (1.0 + margin)) as u64;
