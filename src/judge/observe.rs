@@ -33,6 +33,7 @@ fn track<'a>(
         }
         Entry::Vacant(v) => v.insert(ServiceTrack {
             first_seen: now,
+            refresh_phase: track::refresh_phase(env, service),
             ..Default::default()
         }),
     };

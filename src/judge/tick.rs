@@ -67,8 +67,9 @@ impl Judge {
         let changed = self.decide_all(&mut st, now);
         lifecycle(&mut st, cfg, now);
         for svc in st.services.values_mut() {
+            let live = svc.versions.values().any(|v| v.judged);
             svc.refresh_thresholds(
-                now,
+                (now, live),
                 &cfg.quantiles,
                 cfg.latency_margin_rel,
                 cfg.promote_latency_margin_rel,
@@ -265,7 +266,7 @@ fn feed(
         t.update(&strata, 1.0 + cfg.error_margin_rel, nq);
         if let Some(vt) = svc.versions.get(&dk.version) {
             for (k, _) in &members {
-                if let Some(s) = vt.streams.get(*k) {
+                if let Some(s) = vt.streams.get(k) {
                     t.exemplars = s.exemplars.iter().rev().take(3).copied().collect();
                 }
             }
@@ -515,10 +516,11 @@ fn find_incidents(st: &mut State, now: UnixNanos) {
         }
         // Either end of a call may carry a replacement's change: callers see its slowness,
         // callees see the errors its new requests provoke.
-        let calls_replacement = vt.streams.keys().any(|k| {
-            matches!(k.scope, Scope::Outgoing | Scope::Incoming)
-                && replacing.contains(&(env.clone(), k.peer.clone()))
-        });
+        let calls_replacement = !replacing.is_empty()
+            && vt.streams.peers().keys().any(|k| {
+                matches!(k.scope, Scope::Outgoing | Scope::Incoming)
+                    && replacing.contains(&(env.clone(), k.peer.clone()))
+            });
         if calls_replacement {
             continue;
         }

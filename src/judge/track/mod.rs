@@ -6,6 +6,9 @@
 pub use super::stream::{Counts, Stream, StreamKey, Thresholds, MAXQ, SLOTS, SLOT_NS};
 use crate::model::{Name, UnixNanos};
 use ahash::AHashMap as HashMap;
+pub use streams::Streams;
+
+mod streams;
 
 /// Name of the stratum that collects operations beyond the cap.
 pub const OTHER: &str = "_other";
@@ -13,9 +16,8 @@ pub const OTHER: &str = "_other";
 /// One version of a service.
 #[derive(Debug, Default)]
 pub struct VersionTrack {
-    /// Boxed: a stream is about 300 bytes and a hash table keeps a third to a half of its
-    /// slots empty, so inline streams held more empty room than streams.
-    pub streams: HashMap<StreamKey, Box<Stream>>,
+    /// Its own streams and those naming a peer, in two tables.
+    pub streams: Streams,
     pub first_seen: UnixNanos,
     pub last_seen: UnixNanos,
     /// Last time it served a request (server span, incoming call or request metric).
@@ -102,7 +104,8 @@ impl VersionTrack {
         use std::collections::hash_map::Entry;
         let full = self.streams.len() >= cap;
         let mut overflow = false;
-        let s = match self.streams.entry(key) {
+        let table = self.streams.table_mut(key.scope);
+        let s = match table.entry(key) {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(v) if !full => v.insert(Box::default()),
             Entry::Vacant(v) => {
@@ -112,7 +115,7 @@ impl VersionTrack {
                     key.peer = OTHER.into();
                 }
                 overflow = true;
-                self.streams.entry(key).or_default()
+                table.entry(key).or_default()
             }
         };
         let mut n = 0;
@@ -129,10 +132,7 @@ impl VersionTrack {
 
     /// The version's own (self-scope) streams: its server spans per operation.
     pub fn own_streams(&self) -> impl Iterator<Item = &Stream> {
-        self.streams
-            .iter()
-            .filter(|(k, _)| k.scope == crate::model::Scope::SelfScope)
-            .map(|(_, s)| s.as_ref())
+        self.streams.own().values().map(|s| s.as_ref())
     }
 
     /// Requests, errors and median latency of the own streams' slots before `slot - 2`
@@ -203,6 +203,11 @@ pub struct ServiceTrack {
     pub thresholds: HashMap<StreamKey, Thresholds>,
     /// The stable version the thresholds were last computed from in full.
     pub thresholds_of: Option<Name>,
+    /// Whether that full pass was made while a deployment of the service was live.
+    pub thresholds_live: bool,
+    /// The second within [`QUIET_REFRESH_SECS`] at which a quiet service refreshes (spread
+    /// over the services by name, so their passes do not all fall in one tick).
+    pub refresh_phase: u64,
 }
 
 /// Seconds between full recomputations of a service's thresholds; in between only streams
@@ -211,14 +216,32 @@ pub struct ServiceTrack {
 /// second was most of the judge's fixed cost per tick (docs/benchmarks.md section 3).
 pub const THRESHOLD_REFRESH_SECS: u64 = 5;
 
+/// Seconds between full recomputations for a service without a live deployment: its
+/// thresholds wait for the next deployment (whose detection refreshes them at once), and
+/// they are only cut points that candidate and baseline are both counted against, so
+/// their age costs a test no soundness. Most services of a fleet are quiet at any time.
+pub const QUIET_REFRESH_SECS: u64 = 60;
+
+/// A service's second within [`QUIET_REFRESH_SECS`] (FNV-1a of its environment and name:
+/// the same in every run).
+pub fn refresh_phase(env: &str, service: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in env.bytes().chain([0]).chain(service.bytes()) {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h % QUIET_REFRESH_SECS
+}
+
 impl ServiceTrack {
     /// Recomputes thresholds from the stable version: its last minute when that has enough
-    /// data, else its whole history. In full every [`THRESHOLD_REFRESH_SECS`] seconds and
-    /// when the stable version changed; otherwise only for streams that have none yet and
-    /// received data since they were last found too thin.
+    /// data, else its whole history. While a deployment of the service is `live`: in full
+    /// every [`THRESHOLD_REFRESH_SECS`] seconds, and in between only for streams that have
+    /// none yet and received data since they were last found too thin. Without one: in full
+    /// every [`QUIET_REFRESH_SECS`] seconds only. In full at once when the stable version
+    /// changed or a deployment went live.
     pub fn refresh_thresholds(
         &mut self,
-        now: UnixNanos,
+        (now, live): (UnixNanos, bool),
         quantiles: &[f64],
         margin: f64,
         promote_margin: f64,
@@ -227,8 +250,17 @@ impl ServiceTrack {
         let Some(stable) = self.stable.as_ref().and_then(|v| self.versions.get_mut(v)) else {
             return;
         };
-        let full = self.thresholds_of != self.stable
-            || (now / 1_000_000_000) % THRESHOLD_REFRESH_SECS == 0;
+        let secs = now / 1_000_000_000;
+        let changed = self.thresholds_of != self.stable || (live && !self.thresholds_live);
+        let full = changed
+            || if live {
+                secs % THRESHOLD_REFRESH_SECS == 0
+            } else {
+                (secs + self.refresh_phase) % QUIET_REFRESH_SECS == 0
+            };
+        if !full && !live {
+            return;
+        }
         let recent_from = (now / SLOT_NS).saturating_sub(6);
         // One buffer sums every stream's slots: it grows once instead of per stream.
         let mut sum = Counts::default();
@@ -246,6 +278,7 @@ impl ServiceTrack {
         if full {
             self.thresholds = out;
             self.thresholds_of = self.stable.clone();
+            self.thresholds_live = live;
         } else {
             self.thresholds.extend(out);
         }

@@ -178,7 +178,8 @@ fn thresholds_refresh_in_full_every_few_seconds_and_at_once_for_new_streams() {
         vt.close_tick(now);
     };
     let p90 = |svc: &ServiceTrack, op: &str| svc.thresholds.get(&key(op)).map(|t| t.base[0]);
-    let refresh = |svc: &mut ServiceTrack, now: u64| svc.refresh_thresholds(now, &[0.9], 0.1, 0.25);
+    let refresh =
+        |svc: &mut ServiceTrack, now: u64| svc.refresh_thresholds((now, true), &[0.9], 0.1, 0.25);
     feed(&mut svc, "a", 1_000_000, t0);
     refresh(&mut svc, t0);
     let first = p90(&svc, "a").expect("computed in full");
@@ -196,6 +197,82 @@ fn thresholds_refresh_in_full_every_few_seconds_and_at_once_for_new_streams() {
     svc.versions.insert("v2".into(), VersionTrack::new(t0));
     refresh(&mut svc, t0 + (THRESHOLD_REFRESH_SECS + 1) * sec);
     assert_eq!(p90(&svc, "a"), None, "v2 has no data yet");
+}
+
+/// A service without a live deployment refreshes in full only at its phase second, each
+/// [`QUIET_REFRESH_SECS`] (new streams wait for it too); a deployment going live refreshes
+/// at once, and from then on every [`THRESHOLD_REFRESH_SECS`].
+#[test]
+fn quiet_services_refresh_once_a_minute_and_at_once_when_a_deployment_goes_live() {
+    let key = |op: &str| StreamKey {
+        scope: Scope::SelfScope,
+        peer: Name::default(),
+        op: op.into(),
+    };
+    let sec = 1_000_000_000u64;
+    let phase = refresh_phase("prod", "checkout");
+    // The first second after a start that is a quiet pass for this service.
+    let t0 = (1_000 * QUIET_REFRESH_SECS + QUIET_REFRESH_SECS - phase) * sec;
+    assert_eq!((t0 / sec + phase) % QUIET_REFRESH_SECS, 0);
+    let mut svc = ServiceTrack {
+        stable: Some("v1".into()),
+        refresh_phase: phase,
+        ..Default::default()
+    };
+    let feed = |svc: &mut ServiceTrack, op: &str, lat: u64, now: u64| {
+        let vt = svc
+            .versions
+            .entry("v1".into())
+            .or_insert_with(|| VersionTrack::new(now));
+        for _ in 0..100 {
+            vt.observe(key(op), obs(lat, false), None, 8, now);
+        }
+        vt.close_tick(now);
+    };
+    let p90 = |svc: &ServiceTrack, op: &str| svc.thresholds.get(&key(op)).map(|t| t.base[0]);
+    let refresh = |svc: &mut ServiceTrack, now: u64, live: bool| {
+        svc.refresh_thresholds((now, live), &[0.9], 0.1, 0.25)
+    };
+    feed(&mut svc, "a", 1_000_000, t0);
+    refresh(&mut svc, t0, false); // a new stable version: in full at once
+    let first = p90(&svc, "a").expect("computed in full");
+    // Slower data and a new stream: nothing moves in the quiet seconds, not even at a
+    // live service's full-pass second.
+    feed(&mut svc, "a", 50_000_000, t0 + sec);
+    feed(&mut svc, "b", 2_000_000, t0 + sec);
+    for s in 1..QUIET_REFRESH_SECS {
+        refresh(&mut svc, t0 + s * sec, false);
+        assert_eq!((p90(&svc, "a"), p90(&svc, "b")), (Some(first), None), "{s}");
+    }
+    refresh(&mut svc, t0 + QUIET_REFRESH_SECS * sec, false);
+    let second = p90(&svc, "a").expect("the quiet pass");
+    assert!(second > first && p90(&svc, "b").is_some());
+    // A deployment goes live at a second that is no full pass: refreshed at once.
+    feed(
+        &mut svc,
+        "a",
+        900_000_000,
+        t0 + (QUIET_REFRESH_SECS + 1) * sec,
+    );
+    let live_at = t0 + (QUIET_REFRESH_SECS + 1) * sec;
+    assert_ne!((live_at / sec) % THRESHOLD_REFRESH_SECS, 0);
+    refresh(&mut svc, live_at, true);
+    let third = p90(&svc, "a").unwrap();
+    assert!(third > second, "refreshed when the deployment went live");
+    // While live, a new stream gets its threshold in the next second.
+    feed(&mut svc, "c", 3_000_000, live_at + sec);
+    refresh(&mut svc, live_at + sec, true);
+    assert!(p90(&svc, "c").is_some());
+    assert_eq!(p90(&svc, "a"), Some(third), "no full pass in between");
+}
+
+#[test]
+fn refresh_phases_spread_services_over_the_minute() {
+    let phases: std::collections::HashSet<u64> = (0..200)
+        .map(|i| refresh_phase("prod", &format!("service-{i}")))
+        .collect();
+    assert!(phases.iter().all(|p| *p < QUIET_REFRESH_SECS));
+    assert!(phases.len() > 40, "{} distinct phases", phases.len());
 }
 
 /// A stream too thin for a threshold is not rechecked until data arrives, and gets its
@@ -231,18 +308,18 @@ fn thin_streams_get_a_threshold_once_they_hold_ten_latencies() {
     };
     feed(&mut svc, no_latency, 40, t0);
     feed(&mut svc, obs(3_000_000, false), 9, t0);
-    svc.refresh_thresholds(t0, &[0.5], 0.1, 0.25);
+    svc.refresh_thresholds((t0, true), &[0.5], 0.1, 0.25);
     assert!(svc.thresholds.is_empty(), "9 latencies are too few");
     let thin = |svc: &ServiceTrack| svc.versions["v1"].streams[&key].too_thin;
     assert!(thin(&svc));
-    svc.refresh_thresholds(t0 + sec, &[0.5], 0.1, 0.25);
+    svc.refresh_thresholds((t0 + sec, true), &[0.5], 0.1, 0.25);
     assert!(
         svc.thresholds.is_empty() && thin(&svc),
         "no data, no recheck"
     );
     feed(&mut svc, obs(3_000_000, false), 1, t0 + 2 * sec);
     assert!(!thin(&svc), "new data clears the mark");
-    svc.refresh_thresholds(t0 + 2 * sec, &[0.5], 0.1, 0.25);
+    svc.refresh_thresholds((t0 + 2 * sec, true), &[0.5], 0.1, 0.25);
     let th = svc
         .thresholds
         .get(&key)
@@ -354,9 +431,9 @@ fn skipping_thin_and_thresholded_streams_keeps_the_full_thresholds() {
             s.too_thin = false;
             s.thresholded = false;
         }
-        fast.refresh_thresholds(now, &[0.5, 0.9], 0.1, 0.25);
-        reference.refresh_thresholds(now, &[0.5, 0.9], 0.1, 0.25);
-        for (k, s) in &fast.versions["v1"].streams {
+        fast.refresh_thresholds((now, true), &[0.5, 0.9], 0.1, 0.25);
+        reference.refresh_thresholds((now, true), &[0.5, 0.9], 0.1, 0.25);
+        for (k, s) in fast.versions["v1"].streams.iter() {
             assert_eq!(
                 s.thresholded,
                 fast.thresholds.contains_key(k),
