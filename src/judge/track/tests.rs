@@ -152,51 +152,64 @@ fn keeps_the_last_slots_that_had_data() {
     assert_eq!(s.slots_since(193).n, 3);
 }
 
+/// The self-scope stream of operation `op`.
+fn op_key(op: &str) -> StreamKey {
+    StreamKey {
+        scope: Scope::SelfScope,
+        peer: Name::default(),
+        op: op.into(),
+    }
+}
+
+/// Feeds 100 requests of latency `lat` to operation `op` of version v1 in one tick.
+fn feed_op(svc: &mut ServiceTrack, op: &str, lat: u64, now: u64) {
+    let vt = svc
+        .versions
+        .entry("v1".into())
+        .or_insert_with(|| VersionTrack::new(now));
+    for _ in 0..100 {
+        vt.observe(op_key(op), obs(lat, false), None, 8, now);
+    }
+    vt.close_tick(now);
+}
+
+/// The p90 threshold of operation `op`.
+fn p90_of(svc: &ServiceTrack, op: &str) -> Option<u64> {
+    svc.thresholds.get(&op_key(op)).map(|t| t.base[0])
+}
+
 /// Thresholds are recomputed in full every few seconds and when the stable version
 /// changes; in between, only a stream without one gets it.
 #[test]
 fn thresholds_refresh_in_full_every_few_seconds_and_at_once_for_new_streams() {
-    let key = |op: &str| StreamKey {
-        scope: Scope::SelfScope,
-        peer: Name::default(),
-        op: op.into(),
-    };
     let sec = 1_000_000_000u64;
     let t0 = 1_000 * THRESHOLD_REFRESH_SECS * sec;
     let mut svc = ServiceTrack {
         stable: Some("v1".into()),
         ..Default::default()
     };
-    let feed = |svc: &mut ServiceTrack, op: &str, lat: u64, now: u64| {
-        let vt = svc
-            .versions
-            .entry("v1".into())
-            .or_insert_with(|| VersionTrack::new(now));
-        for _ in 0..100 {
-            vt.observe(key(op), obs(lat, false), None, 8, now);
-        }
-        vt.close_tick(now);
-    };
-    let p90 = |svc: &ServiceTrack, op: &str| svc.thresholds.get(&key(op)).map(|t| t.base[0]);
     let refresh =
         |svc: &mut ServiceTrack, now: u64| svc.refresh_thresholds((now, true), &[0.9], 0.1, 0.25);
-    feed(&mut svc, "a", 1_000_000, t0);
+    feed_op(&mut svc, "a", 1_000_000, t0);
     refresh(&mut svc, t0);
-    let first = p90(&svc, "a").expect("computed in full");
+    let first = p90_of(&svc, "a").expect("computed in full");
     // Much slower data and a new stream one second later: only the new stream moves.
-    feed(&mut svc, "a", 50_000_000, t0 + sec);
-    feed(&mut svc, "b", 2_000_000, t0 + sec);
+    feed_op(&mut svc, "a", 50_000_000, t0 + sec);
+    feed_op(&mut svc, "b", 2_000_000, t0 + sec);
     refresh(&mut svc, t0 + sec);
-    assert_eq!(p90(&svc, "a"), Some(first));
-    assert!(p90(&svc, "b").is_some(), "a new stream is not kept waiting");
+    assert_eq!(p90_of(&svc, "a"), Some(first));
+    assert!(
+        p90_of(&svc, "b").is_some(),
+        "a new stream is not kept waiting"
+    );
     // The next full refresh sees the slower data.
     refresh(&mut svc, t0 + THRESHOLD_REFRESH_SECS * sec);
-    assert!(p90(&svc, "a").unwrap() > first);
+    assert!(p90_of(&svc, "a").unwrap() > first);
     // A new stable version is read at once.
     svc.stable = Some("v2".into());
     svc.versions.insert("v2".into(), VersionTrack::new(t0));
     refresh(&mut svc, t0 + (THRESHOLD_REFRESH_SECS + 1) * sec);
-    assert_eq!(p90(&svc, "a"), None, "v2 has no data yet");
+    assert_eq!(p90_of(&svc, "a"), None, "v2 has no data yet");
 }
 
 /// A service without a live deployment refreshes in full only at its phase second, each
@@ -204,11 +217,6 @@ fn thresholds_refresh_in_full_every_few_seconds_and_at_once_for_new_streams() {
 /// at once, and from then on every [`THRESHOLD_REFRESH_SECS`].
 #[test]
 fn quiet_services_refresh_once_a_minute_and_at_once_when_a_deployment_goes_live() {
-    let key = |op: &str| StreamKey {
-        scope: Scope::SelfScope,
-        peer: Name::default(),
-        op: op.into(),
-    };
     let sec = 1_000_000_000u64;
     let phase = refresh_phase("prod", "checkout");
     // The first second after a start that is a quiet pass for this service.
@@ -219,36 +227,29 @@ fn quiet_services_refresh_once_a_minute_and_at_once_when_a_deployment_goes_live(
         refresh_phase: phase,
         ..Default::default()
     };
-    let feed = |svc: &mut ServiceTrack, op: &str, lat: u64, now: u64| {
-        let vt = svc
-            .versions
-            .entry("v1".into())
-            .or_insert_with(|| VersionTrack::new(now));
-        for _ in 0..100 {
-            vt.observe(key(op), obs(lat, false), None, 8, now);
-        }
-        vt.close_tick(now);
-    };
-    let p90 = |svc: &ServiceTrack, op: &str| svc.thresholds.get(&key(op)).map(|t| t.base[0]);
     let refresh = |svc: &mut ServiceTrack, now: u64, live: bool| {
         svc.refresh_thresholds((now, live), &[0.9], 0.1, 0.25)
     };
-    feed(&mut svc, "a", 1_000_000, t0);
+    feed_op(&mut svc, "a", 1_000_000, t0);
     refresh(&mut svc, t0, false); // a new stable version: in full at once
-    let first = p90(&svc, "a").expect("computed in full");
+    let first = p90_of(&svc, "a").expect("computed in full");
     // Slower data and a new stream: nothing moves in the quiet seconds, not even at a
     // live service's full-pass second.
-    feed(&mut svc, "a", 50_000_000, t0 + sec);
-    feed(&mut svc, "b", 2_000_000, t0 + sec);
+    feed_op(&mut svc, "a", 50_000_000, t0 + sec);
+    feed_op(&mut svc, "b", 2_000_000, t0 + sec);
     for s in 1..QUIET_REFRESH_SECS {
         refresh(&mut svc, t0 + s * sec, false);
-        assert_eq!((p90(&svc, "a"), p90(&svc, "b")), (Some(first), None), "{s}");
+        assert_eq!(
+            (p90_of(&svc, "a"), p90_of(&svc, "b")),
+            (Some(first), None),
+            "{s}"
+        );
     }
     refresh(&mut svc, t0 + QUIET_REFRESH_SECS * sec, false);
-    let second = p90(&svc, "a").expect("the quiet pass");
-    assert!(second > first && p90(&svc, "b").is_some());
+    let second = p90_of(&svc, "a").expect("the quiet pass");
+    assert!(second > first && p90_of(&svc, "b").is_some());
     // A deployment goes live at a second that is no full pass: refreshed at once.
-    feed(
+    feed_op(
         &mut svc,
         "a",
         900_000_000,
@@ -257,13 +258,13 @@ fn quiet_services_refresh_once_a_minute_and_at_once_when_a_deployment_goes_live(
     let live_at = t0 + (QUIET_REFRESH_SECS + 1) * sec;
     assert_ne!((live_at / sec) % THRESHOLD_REFRESH_SECS, 0);
     refresh(&mut svc, live_at, true);
-    let third = p90(&svc, "a").unwrap();
+    let third = p90_of(&svc, "a").unwrap();
     assert!(third > second, "refreshed when the deployment went live");
     // While live, a new stream gets its threshold in the next second.
-    feed(&mut svc, "c", 3_000_000, live_at + sec);
+    feed_op(&mut svc, "c", 3_000_000, live_at + sec);
     refresh(&mut svc, live_at + sec, true);
-    assert!(p90(&svc, "c").is_some());
-    assert_eq!(p90(&svc, "a"), Some(third), "no full pass in between");
+    assert!(p90_of(&svc, "c").is_some());
+    assert_eq!(p90_of(&svc, "a"), Some(third), "no full pass in between");
 }
 
 #[test]
