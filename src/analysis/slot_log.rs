@@ -65,15 +65,18 @@ impl SlotLog {
             return;
         }
         let end = self.entry_end(0);
-        self.bytes.drain(..end);
         self.len -= 1;
         if self.len == 0 {
             self.bytes = Vec::new();
             return;
         }
-        if self.bytes.capacity() > self.bytes.len() * 2 + 64 {
-            self.bytes.shrink_to_fit();
-        }
+        // The rest moves to a new buffer (with room for an entry like the one dropped)
+        // rather than down in place: a history lives for hours and pops every slot, so its
+        // buffer keeps moving to the allocator's oldest part-used pages, which packs long-lived
+        // histories together and lets the pages they left empty go back to the system.
+        let mut moved = Vec::with_capacity(self.bytes.len());
+        moved.extend_from_slice(&self.bytes[end..]);
+        self.bytes = moved;
         let mut pos = 0;
         self.front = self.base + get_varint(&self.bytes, &mut pos);
     }
@@ -266,6 +269,32 @@ mod tests {
         let got: Vec<_> = log.iter().map(|s| (s.slot, s.requests)).collect();
         assert_eq!(got, [(20, 5), (21, 1)]);
         assert_eq!(log.front_slot(), Some(20));
+    }
+
+    #[test]
+    fn dropping_the_oldest_slot_moves_the_rest_to_a_new_buffer_with_room_for_one_more() {
+        let mut log = SlotLog::default();
+        for i in 0..4u64 {
+            log.push(100 + i, 10, 0, &hist(&[1_000 * (i + 1), 50_000, 9_000_000]));
+        }
+        let (before_ptr, before_len) = (log.bytes.as_ptr(), log.bytes.len());
+        let first_entry = log.entry_end(0);
+        log.pop_front();
+        assert_ne!(
+            log.bytes.as_ptr(),
+            before_ptr,
+            "the history stayed in its old buffer"
+        );
+        assert_eq!(log.bytes.len(), before_len - first_entry);
+        assert_eq!(log.heap_bytes(), before_len);
+        // The next slot fits in the room the dropped one left, without growing.
+        let moved_ptr = log.bytes.as_ptr();
+        log.push(104, 10, 0, &hist(&[4_000, 50_000, 9_000_000]));
+        assert_eq!(log.bytes.as_ptr(), moved_ptr);
+        assert_eq!(
+            log.iter().map(|s| s.slot).collect::<Vec<_>>(),
+            [101, 102, 103, 104]
+        );
     }
 
     proptest! {
