@@ -54,7 +54,9 @@ impl Ring {
                         &self.open,
                     );
                 }
-                self.open.reset();
+                // The open histogram's buffer goes with the frozen slot: kept, it would hold
+                // the widest range any slot ever had for good; the next slot grows its own.
+                self.open = LatencyHistogram::default();
                 self.open_requests = 0;
                 self.open_errors = 0;
             }
@@ -155,6 +157,23 @@ mod tests {
         assert_eq!(totals(&r, 0, 20), (1, 0, 0));
         r.roll(20, 19);
         assert!(!r.has_data());
+    }
+
+    #[test]
+    fn a_frozen_slot_takes_the_open_histograms_buffer_with_it() {
+        let mut r = Ring::default();
+        r.roll(10, 0);
+        for ns in [1_000, 5_000_000, 2_000_000_000] {
+            r.record(Some(ns), false);
+        }
+        assert!(r.open.heap_bytes() > 0);
+        r.roll(11, 0);
+        assert_eq!(r.open.heap_bytes(), 0);
+        assert_eq!(r.heap_bytes(), r.frozen.heap_bytes());
+        // The next slot grows a buffer for its own range only.
+        r.record(Some(1_000), false);
+        assert!(r.open.heap_bytes() > 0 && r.open.heap_bytes() < 64);
+        assert_eq!(totals(&r, 10, 11), (4, 0, 4));
     }
 
     #[test]

@@ -208,6 +208,12 @@ impl Stream {
         }
     }
 
+    /// Heap bytes of the open slot's histogram.
+    #[cfg(test)]
+    pub(super) fn open_heap_bytes(&self) -> usize {
+        self.open.hist.heap_bytes()
+    }
+
     /// History slots held (those that had data, the open one included; a merged entry
     /// counts its slots).
     #[cfg(test)]
@@ -216,9 +222,8 @@ impl Stream {
     }
 
     /// Starts history slot `slot` when it is later than the open one: the open slot is
-    /// frozen if it had data; an empty one gives its histogram's buffer back when `release`
-    /// (a whole slot passed without data) and keeps it otherwise (data is about to arrive).
-    fn roll(&mut self, slot: u64, release: bool) {
+    /// frozen if it had data, and its histogram's buffer is given back.
+    fn roll(&mut self, slot: u64) {
         let o = &mut self.open;
         if slot <= o.slot {
             return; // same slot, or a clock that steps back: keep the open slot
@@ -227,11 +232,10 @@ impl Stream {
             self.closed.push(o.slot, o.n, o.err, &o.hist);
             self.closed_changes = self.closed_changes.wrapping_add(1);
             self.closed_requests += o.n;
-            o.hist.reset();
+            // The buffer goes too (the next slot grows its own), as for the series' rings.
+            o.hist = LatencyHistogram::default();
             (o.n, o.err) = (0, 0);
             self.coarsen(slot);
-        } else if release {
-            o.hist = LatencyHistogram::default();
         }
         self.open.slot = slot;
     }
@@ -288,7 +292,7 @@ impl Stream {
 
     /// Records an observation into the history (the open slot of `slot`).
     fn record_history(&mut self, slot: u64, o: &Obs) {
-        self.roll(slot, false);
+        self.roll(slot);
         if o.n == 0 {
             return;
         }
@@ -312,6 +316,6 @@ impl Stream {
     /// Rolls the history to `slot` (a slot is frozen when the next starts; a clock that
     /// steps back keeps the open slot).
     pub(super) fn roll_history(&mut self, slot: u64) {
-        self.roll(slot, true);
+        self.roll(slot);
     }
 }

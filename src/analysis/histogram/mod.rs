@@ -158,9 +158,9 @@ fn widen<T: Copy, U: From<T>>(v: &[T]) -> Vec<U> {
 }
 
 /// Makes room for `len` counts with an eighth to spare rather than doubling: a
-/// histogram's range grows a few times early on and then stays, and the open slots of
-/// tens of thousands of series, edges and judge streams keep their buffers between slots,
-/// so doubling's spare room (a third on average) was held for good.
+/// histogram's range grows a few times early in a slot and then stays, and tens of
+/// thousands of series, edges and judge streams hold an open slot at once, so doubling's
+/// spare room (a third on average) would be held by all of them.
 fn reserve_range<T>(v: &mut Vec<T>, len: usize) {
     if len > v.capacity() {
         v.reserve_exact(len + len / 8 + 2 - v.len());

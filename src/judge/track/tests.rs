@@ -90,6 +90,22 @@ fn frozen_history_equals_the_dense_slots_it_replaced() {
     assert_eq!(recent.hist, sum(&model, |i| i + 3 > 119).2);
 }
 
+#[test]
+fn a_frozen_slot_takes_the_open_histograms_buffer_with_it() {
+    let wide: Vec<u64> = vec![1_000, 3_000_000, 900_000_000];
+    let (vt, _) = fed(&[(100, wide.clone()), (100, wide), (101, vec![])]);
+    let s = vt.streams.values().next().unwrap();
+    assert_eq!(s.slot_count(), 1);
+    assert_eq!(s.open_heap_bytes(), 0);
+    let (vt, _) = fed(&[(100, vec![1_000, 900_000_000]), (101, vec![2_000])]);
+    let s = vt.streams.values().next().unwrap();
+    let open = s.open_heap_bytes();
+    assert!(
+        open > 0 && open < 64,
+        "the new slot holds its own range: {open}"
+    );
+}
+
 /// Whether a version is judged changes only what its ticks hand over, never its
 /// history: switching as deployments start and end loses and doubles nothing.
 #[test]
