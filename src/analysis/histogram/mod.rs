@@ -1,5 +1,5 @@
 //! Compact log-linear latency histograms (HDR layout, 32 sub-buckets per power of two):
-//! a dense-range form for recording on the hot path, and a frozen varint form for closed
+//! a dense-range form for recording on the hot path, and a frozen compact form for closed
 //! time slots, so thousands of series fit in a small memory budget.
 //!
 //! Precision: a value is reported as the midpoint of its bucket, so any quantile is within
@@ -364,6 +364,7 @@ impl LatencyHistogram {
 }
 
 mod frozen;
+mod rice;
 #[cfg(test)]
 mod tests;
 

@@ -1,6 +1,6 @@
 //! Unit and property tests of the latency histogram and its frozen form.
 
-use super::frozen::{BYTES, DIVIDED, NIBBLES};
+use super::frozen::{BYTES, DELTA, DIVIDED, NIBBLES, RICE};
 use super::*;
 use proptest::prelude::*;
 
@@ -32,18 +32,37 @@ fn frozen_roundtrip_keeps_buckets() {
     assert_eq!(f.count(), 6);
 }
 
+/// Every layout the frozen form has, as its layout byte: varints, nibbles, and Rice codes
+/// of the counts and of their differences for each parameter.
+fn all_layouts() -> Vec<u8> {
+    let rice = (0..8u8).flat_map(|k| [RICE | k << 4, RICE | DELTA | k << 4]);
+    [BYTES, NIBBLES].into_iter().chain(rice).collect()
+}
+
+/// Freezes `h` in the smallest layout, checks that each layout reads back exactly and that
+/// none is smaller than the one chosen, and returns the chosen encoding.
+fn freeze_checked(h: &LatencyHistogram) -> FrozenHistogram {
+    let f = h.freeze();
+    let mut back = LatencyHistogram::new();
+    back.merge_frozen(&f);
+    assert_eq!(&back, h);
+    assert_eq!(f.buckets().map(|(_, c)| c).sum::<u64>(), h.count());
+    for layout in all_layouts() {
+        let bytes = h.freeze_in_layout(layout);
+        let back: Vec<_> = frozen_buckets(&bytes).collect();
+        assert_eq!(back, h.buckets().collect::<Vec<_>>(), "layout {layout:#x}");
+        assert!(
+            f.heap_bytes() <= bytes.len(),
+            "layout {layout:#x} is smaller"
+        );
+    }
+    f
+}
+
 #[test]
-fn frozen_counts_take_the_smaller_layout_and_read_back() {
-    let round_trip = |h: &LatencyHistogram| {
-        let f = h.freeze();
-        let mut back = LatencyHistogram::new();
-        back.merge_frozen(&f);
-        assert_eq!(&back, h);
-        assert_eq!(f.buckets().map(|(_, c)| c).sum::<u64>(), h.count());
-        f
-    };
+fn frozen_counts_take_the_smallest_layout_and_read_back() {
     // Small counts (and an escape at exactly 15, 16 and beyond a byte) in odd and even
-    // runs, with holes inside and between runs: nibbles, about half a byte a bucket.
+    // runs, with holes inside and between runs.
     let mut small = LatencyHistogram::new();
     for (i, c) in [1u64, 2, 3, 0, 1, 15, 1, 16, 2, 1, 0, 0, 0, 0, 1, 3, 1000]
         .iter()
@@ -51,22 +70,39 @@ fn frozen_counts_take_the_smaller_layout_and_read_back() {
     {
         small.record_n(bucket_value(bucket_index(1_000_000) + i as u16), *c);
     }
-    assert_eq!(round_trip(&small).bytes[0], NIBBLES);
-    // A short slot's typical shape: 60 buckets of 1 to 3 in one run, in 34 bytes (the
-    // layout, the first bucket's index in two, the run's length, 30 of nibbles).
+    assert_eq!(freeze_checked(&small).bytes[0] & RICE, RICE);
+    // A short slot's typical shape: 60 buckets of 1 to 3 in one run, in 24 bytes (the
+    // layout, the first bucket's index in two, the run's length, and 20 of codes of the
+    // counts: 1, 2 and 3 at k = 1 take 2, 3 and 3 bits; nibbles took 34 bytes).
     let mut short = LatencyHistogram::new();
     for i in 0..60u16 {
         short.record_n(bucket_value(bucket_index(3_000_000) + i), 1 + i as u64 % 3);
     }
-    assert_eq!(round_trip(&short).heap_bytes(), 1 + 2 + 1 + 30);
-    // Large counts everywhere: one varint byte each is smaller than nibble escapes.
+    let f = freeze_checked(&short);
+    assert_eq!(f.bytes[0], RICE | 1 << 4);
+    assert_eq!(
+        f.heap_bytes(),
+        1 + 2 + 1 + (20 * (2 + 3 + 3) as usize).div_ceil(8)
+    );
+    // Large, smoothly rising counts: their differences are ones, a bit or two each.
     let mut large = LatencyHistogram::new();
     for i in 0..40u64 {
         large.record_n(bucket_value(bucket_index(2_000_000) + i as u16), 20 + i);
     }
-    assert_eq!(round_trip(&large).bytes[0], BYTES);
+    assert_eq!(
+        freeze_checked(&large).bytes[0] & (RICE | DELTA),
+        RICE | DELTA
+    );
+    // Counts of 64 and 127 in turn: no Rice code takes fewer than the varint's 8 bits (the
+    // differences are as large), and on a tie bytes are kept (read fastest).
+    let mut scattered = LatencyHistogram::new();
+    for i in 0..40u64 {
+        let c = [127, 64][i as usize % 2];
+        scattered.record_n(bucket_value(bucket_index(2_000_000) + i as u16), c);
+    }
+    assert_eq!(freeze_checked(&scattered).bytes[0], BYTES);
     assert!(LatencyHistogram::new().freeze().heap_bytes() == 0);
-    // Calls weighted 16 by thinning are stored as ones and twos, in nibbles.
+    // Calls weighted 16 by thinning are stored as ones and twos.
     let mut weighted = LatencyHistogram::new();
     for i in 0..60u16 {
         weighted.record_n(
@@ -74,13 +110,45 @@ fn frozen_counts_take_the_smaller_layout_and_read_back() {
             16 * (1 + i as u64 % 2),
         );
     }
-    let f = round_trip(&weighted);
-    assert_eq!(f.bytes[0], NIBBLES | DIVIDED);
-    assert_eq!(
-        f.heap_bytes(),
-        1 + 1 + 2 + 1 + 30,
-        "layout, unit, gap, length, nibbles"
-    );
+    let f = freeze_checked(&weighted);
+    assert_eq!(f.bytes[0] & (DIVIDED | RICE), DIVIDED | RICE);
+    assert_eq!(f.bytes[1], 16, "the unit follows the layout");
+}
+
+#[test]
+fn a_full_slots_counts_take_a_half_to_two_thirds_of_a_byte_each() {
+    // The load generator's latency (log-normal, median 3.3 ms): bytes per populated bucket
+    // as a slot fills, against the varint-or-nibble layouts alone.
+    use rand::prelude::*;
+    let d = rand_distr::LogNormal::new(15.0, 0.6).unwrap();
+    let mut rng = StdRng::seed_from_u64(7);
+    let cases = [
+        (50, 1.3, 0.85),
+        (200, 0.7, 0.8),
+        (1_000, 0.7, 0.9),
+        (3_000, 0.75, 0.7),
+        (10_000, 0.8, 0.65),
+    ];
+    for (n, most, share) in cases {
+        let mut h = LatencyHistogram::new();
+        for _ in 0..n {
+            h.record(d.sample(&mut rng) as u64);
+        }
+        let f = freeze_checked(&h);
+        let populated = h.buckets().count() as f64;
+        let per_bucket = f.heap_bytes() as f64 / populated;
+        let before = h
+            .freeze_in_layout(BYTES)
+            .len()
+            .min(h.freeze_in_layout(NIBBLES).len());
+        eprintln!(
+            "n={n}: {per_bucket:.2} bytes a bucket, {} against {before}",
+            f.heap_bytes()
+        );
+        assert!(per_bucket <= most, "n={n}: {per_bucket:.2} bytes a bucket");
+        let ratio = f.heap_bytes() as f64 / before as f64;
+        assert!(ratio <= share, "n={n}: {} against {before}", f.heap_bytes());
+    }
 }
 
 #[test]
@@ -216,6 +284,16 @@ proptest! {
         let mut back = LatencyHistogram::new();
         back.merge_frozen(&h.freeze());
         prop_assert_eq!(back, h);
+    }
+
+    #[test]
+    fn every_frozen_layout_reads_back_exactly(xs in proptest::collection::vec((1u64..10_000_000_000, 1u64..1 << 40), 0..100)) {
+        let mut h = LatencyHistogram::new();
+        for (v, n) in &xs { h.record_n(*v, *n); }
+        for layout in all_layouts() {
+            let bytes = h.freeze_in_layout(layout);
+            prop_assert_eq!(frozen_buckets(&bytes).collect::<Vec<_>>(), h.buckets().collect::<Vec<_>>(), "layout {:#x}", layout);
+        }
     }
 
     #[test]
