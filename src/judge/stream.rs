@@ -6,7 +6,6 @@ use super::track::Obs;
 use crate::analysis::histogram::LatencyHistogram;
 use crate::analysis::slot_log::SlotLog;
 use crate::model::{Name, Scope, UnixNanos};
-use std::collections::VecDeque;
 
 /// Most latency quantiles a judge tests.
 pub const MAXQ: usize = 4;
@@ -97,7 +96,52 @@ pub struct Stream {
     /// Bumped (wrapping) whenever a closed slot is pushed, merged or dropped: readers that
     /// sum closed slots cache their sums until it moves.
     pub(super) closed_changes: u32,
-    pub exemplars: VecDeque<[u8; 16]>,
+    pub exemplars: Exemplars,
+}
+
+/// The last [`EXEMPLARS`] trace ids of a stream's errors and slow requests, boxed (8 bytes
+/// in the stream, against a `VecDeque`'s 32): a stream fits jemalloc's 320-byte class
+/// instead of its 384-byte one, and streams of versions not judged keep none.
+#[derive(Debug, Default, Clone)]
+pub struct Exemplars(Option<Box<ExemplarRing>>);
+
+#[derive(Debug, Clone)]
+struct ExemplarRing {
+    ids: [[u8; 16]; EXEMPLARS],
+    /// Ids held, and where the next one goes.
+    len: u8,
+    next: u8,
+}
+
+impl Exemplars {
+    /// Keeps `id`, dropping the oldest when full.
+    pub fn push(&mut self, id: [u8; 16]) {
+        let r = self.0.get_or_insert_with(|| {
+            Box::new(ExemplarRing {
+                ids: [[0; 16]; EXEMPLARS],
+                len: 0,
+                next: 0,
+            })
+        });
+        r.ids[r.next as usize] = id;
+        r.next = (r.next + 1) % EXEMPLARS as u8;
+        r.len = (r.len + 1).min(EXEMPLARS as u8);
+    }
+
+    /// The ids held, newest first.
+    pub fn newest_first(&self) -> impl Iterator<Item = [u8; 16]> + '_ {
+        let (len, next) = self.0.as_ref().map_or((0, 0), |r| (r.len, r.next));
+        (1..=len).map(move |back| {
+            let at = (next as usize + EXEMPLARS - back as usize) % EXEMPLARS;
+            self.0.as_ref().map_or([0; 16], |r| r.ids[at])
+        })
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.0
+            .as_ref()
+            .map_or(0, |_| std::mem::size_of::<ExemplarRing>())
+    }
 }
 
 /// The current history slot of a stream.
@@ -154,10 +198,7 @@ impl Stream {
             }
         }
         if let (Some(id), true, true) = (o.trace_id, o.error || slow, judged) {
-            if self.exemplars.len() >= EXEMPLARS {
-                self.exemplars.pop_front();
-            }
-            self.exemplars.push_back(id);
+            self.exemplars.push(id);
         }
     }
 
@@ -287,7 +328,7 @@ impl Stream {
             + self.open.hist.heap_bytes()
             + self.closed.heap_bytes()
             + self.tick.hist.heap_bytes()
-            + self.exemplars.capacity() * 16
+            + self.exemplars.heap_bytes()
     }
 
     /// Records an observation into the history (the open slot of `slot`).
@@ -317,5 +358,40 @@ impl Stream {
     /// steps back keeps the open slot).
     pub(super) fn roll_history(&mut self, slot: u64) {
         self.roll(slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exemplars_keep_the_last_four_newest_first() {
+        let mut e = Exemplars::default();
+        assert_eq!(e.newest_first().count(), 0);
+        assert_eq!(e.heap_bytes(), 0, "a stream that keeps none holds nothing");
+        for i in 1..=6u8 {
+            e.push([i; 16]);
+        }
+        let ids: Vec<u8> = e.newest_first().map(|id| id[0]).collect();
+        assert_eq!(ids, vec![6, 5, 4, 3]);
+        let mut two = Exemplars::default();
+        two.push([1; 16]);
+        two.push([2; 16]);
+        assert_eq!(
+            two.newest_first().map(|id| id[0]).collect::<Vec<_>>(),
+            [2, 1]
+        );
+    }
+
+    #[test]
+    fn a_stream_fits_the_allocators_320_byte_class() {
+        // Streams are boxed one by one (tens of thousands of them): jemalloc's size
+        // classes here are 256, 320 and 384 bytes.
+        assert!(
+            std::mem::size_of::<Stream>() <= 320,
+            "{}",
+            std::mem::size_of::<Stream>()
+        );
     }
 }

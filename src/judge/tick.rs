@@ -267,7 +267,7 @@ fn feed(
         if let Some(vt) = svc.versions.get(&dk.version) {
             for (k, _) in &members {
                 if let Some(s) = vt.streams.get(k) {
-                    t.exemplars = s.exemplars.iter().rev().take(3).copied().collect();
+                    t.exemplars = s.exemplars.newest_first().take(3).collect();
                 }
             }
         }
