@@ -433,8 +433,28 @@ impl EdgeStore {
 
     /// Calls `f` on every edge as of the last flush (holding the read lock).
     pub fn for_each(&self, mut f: impl FnMut(&EdgeKey, &EdgeState)) {
-        for e in self.edges.read().iter().flatten() {
-            f(&e.key, &e.state);
+        self.for_each_with_id(|_, k, e| f(k, e));
+    }
+
+    /// The same with each edge's id (an id stays with its edge until the edge retires).
+    pub fn for_each_with_id(&self, mut f: impl FnMut(u32, &EdgeKey, &EdgeState)) {
+        for (id, e) in self.edges.read().iter().enumerate() {
+            if let Some(e) = e {
+                f(id as u32, &e.key, &e.state);
+            }
+        }
+    }
+
+    /// Calls `f(i, state)` for each `wanted[i]` whose id still holds the edge of its key
+    /// (an edge retired since, or its id taken by another, is skipped), under one read lock.
+    pub fn visit(&self, wanted: &[(EdgeKey, u32)], mut f: impl FnMut(usize, &EdgeState)) {
+        let edges = self.edges.read();
+        for (i, (key, id)) in wanted.iter().enumerate() {
+            if let Some(Some(e)) = edges.get(*id as usize) {
+                if e.key == *key {
+                    f(i, &e.state);
+                }
+            }
         }
     }
 }

@@ -177,6 +177,34 @@ fn retirement_spares_buffered_edges_and_reuses_ids_of_retired_ones() {
 }
 
 #[test]
+fn a_visit_by_key_and_id_skips_an_edge_retired_since_and_its_ids_new_edge() {
+    let s = store(2);
+    s.record(&[call("a", "v1", "b", 1, false)], T0, 1);
+    s.record(&[call("c", "v1", "b", 2, true)], T0, 1);
+    s.flush();
+    let mut order = Vec::new();
+    s.for_each_with_id(|id, k, _| order.push((k.clone(), id)));
+    let requests = |s: &EdgeStore, order: &[(super::edges::EdgeKey, u32)]| {
+        let mut seen = Vec::new();
+        s.visit(order, |i, e| {
+            seen.push((i, e.cumulative.requests, e.cumulative.failed))
+        });
+        seen
+    };
+    assert_eq!(requests(&s, &order), vec![(0, 1, 0), (1, 1, 1)]);
+    // `c` retires and `e` takes its id: a visit by `c`'s key and id finds neither.
+    s.record(&[call("a", "v1", "b", 3, false)], T0 + 120 * SEC, 1);
+    s.flush();
+    s.retire(T0 + 120 * SEC);
+    s.record(&[call("e", "v1", "b", 4, false)], T0 + 120 * SEC, 1);
+    s.flush();
+    let mut ids = Vec::new();
+    s.for_each_with_id(|id, k, _| ids.push((k.caller.to_string(), id)));
+    assert!(ids.contains(&("e".to_string(), order[1].1)), "{ids:?}");
+    assert_eq!(requests(&s, &order), vec![(0, 2, 0)]);
+}
+
+#[test]
 fn the_edge_states_room_stops_at_the_cap() {
     let cap = 1_000;
     let s = store(cap);

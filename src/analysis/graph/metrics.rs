@@ -17,31 +17,35 @@ const SERVER_SECONDS: &str = "traces_service_graph_request_server_seconds";
 const CLIENT_SECONDS: &str = "traces_service_graph_request_client_seconds";
 const UNPAIRED_TOTAL: &str = "traces_service_graph_unpaired_spans_total";
 
+/// Edges whose counters are copied at a time: the page is rendered from copies, with no
+/// lock held while the writer waits, and a chunk's copies (a few hundred bytes an edge)
+/// rather than every edge's are held at once.
+const CHUNK: usize = 256;
+
 impl ExportMetrics for Graph {
     fn export_metrics(&self, w: &mut PromWriter) {
-        let mut edges: Vec<(EdgeKey, Cumulative)> = Vec::new();
+        // The edges in label order, by key and id: about a hundred bytes an edge.
+        let mut order: Vec<(EdgeKey, u32)> = Vec::new();
         let mut edge_bytes = 0;
-        self.edges.for_each(|k, e| {
-            edges.push((k.clone(), e.cumulative.clone()));
+        self.edges.for_each_with_id(|id, k, e| {
+            order.push((k.clone(), id));
             edge_bytes += e.memory_bytes();
         });
         edge_bytes += self.edges.empty_room_bytes();
-        edges.sort_by(|a, b| a.0.cmp(&b.0));
-        // Rendered from the copy, with no lock held: the writer may wait at boundaries.
-        let sets: Vec<String> = edges.iter().map(|(k, _)| label_set(&labels(k))).collect();
-        counters(w, &edges, &sets);
+        order.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        counters(w, self, &order);
         histograms(
             w,
-            &edges,
-            &sets,
+            self,
+            &order,
             SERVER_SECONDS,
             "Server-side latency of calls between two nodes.",
             |c| &c.server,
         );
         histograms(
             w,
-            &edges,
-            &sets,
+            self,
+            &order,
             CLIENT_SECONDS,
             "Client-side latency of calls between two nodes.",
             |c| &c.client,
@@ -62,28 +66,45 @@ fn labels(k: &EdgeKey) -> [(&'static str, &str); 6] {
     ]
 }
 
-/// `edges[i]`'s label set is `sets[i]`.
-fn counters(w: &mut PromWriter, edges: &[(EdgeKey, Cumulative)], sets: &[String]) {
-    w.family(REQUEST_TOTAL, PromType::Counter, "Calls between two nodes.");
-    for ((_, c), set) in edges.iter().zip(sets) {
-        w.sample_with(REQUEST_TOTAL, set, &[], c.requests as f64);
-        w.boundary();
-    }
-    w.family(
-        FAILED_TOTAL,
-        PromType::Counter,
-        "Failed calls between two nodes (either side in error).",
-    );
-    for ((_, c), set) in edges.iter().zip(sets) {
-        w.sample_with(FAILED_TOTAL, set, &[], c.failed as f64);
-        w.boundary();
+/// Copies `pick` of each edge of `chunk` still held, as (position in `chunk`, value).
+fn copy_chunk<T>(
+    g: &Graph,
+    chunk: &[(EdgeKey, u32)],
+    pick: impl Fn(&Cumulative) -> T,
+) -> Vec<(usize, T)> {
+    let mut out = Vec::with_capacity(chunk.len());
+    g.edges
+        .visit(chunk, |i, e| out.push((i, pick(&e.cumulative))));
+    out
+}
+
+/// A counter family: name, help and the edge's value.
+type CounterFamily = (&'static str, &'static str, fn(&Cumulative) -> u64);
+
+fn counters(w: &mut PromWriter, g: &Graph, order: &[(EdgeKey, u32)]) {
+    let families: [CounterFamily; 2] = [
+        (REQUEST_TOTAL, "Calls between two nodes.", |c| c.requests),
+        (
+            FAILED_TOTAL,
+            "Failed calls between two nodes (either side in error).",
+            |c| c.failed,
+        ),
+    ];
+    for (name, help, value) in families {
+        w.family(name, PromType::Counter, help);
+        for chunk in order.chunks(CHUNK) {
+            for (i, v) in copy_chunk(g, chunk, value) {
+                w.sample_with(name, &label_set(&labels(&chunk[i].0)), &[], v as f64);
+                w.boundary();
+            }
+        }
     }
 }
 
 fn histograms(
     w: &mut PromWriter,
-    edges: &[(EdgeKey, Cumulative)],
-    sets: &[String],
+    g: &Graph,
+    order: &[(EdgeKey, u32)],
     name: &str,
     help: &str,
     side: impl Fn(&Cumulative) -> &[PromHistogram; 2],
@@ -99,22 +120,25 @@ fn histograms(
         .map(|b| b.to_string())
         .chain(["+Inf".to_string()])
         .collect();
-    for ((_, c), set) in edges.iter().zip(sets) {
-        for (failed, h) in side(c).iter().enumerate() {
-            if h.count == 0 {
-                continue;
+    for chunk in order.chunks(CHUNK) {
+        for (i, hs) in copy_chunk(g, chunk, |c| side(c).clone()) {
+            let set = label_set(&labels(&chunk[i].0));
+            for (failed, h) in hs.iter().enumerate() {
+                if h.count == 0 {
+                    continue;
+                }
+                let failed = [("failed", if failed == 1 { "true" } else { "false" })];
+                let set = format!("{set},{}", label_set(&failed));
+                let mut cumulative = 0;
+                for (n, le) in h.buckets.iter().zip(&le) {
+                    cumulative += n;
+                    w.sample_with(&bucket, &set, &[("le", le)], cumulative as f64);
+                }
+                w.sample_with(&sum, &set, &[], h.sum_seconds);
+                w.sample_with(&count, &set, &[], h.count as f64);
             }
-            let failed = [("failed", if failed == 1 { "true" } else { "false" })];
-            let set = format!("{set},{}", label_set(&failed));
-            let mut cumulative = 0;
-            for (n, le) in h.buckets.iter().zip(&le) {
-                cumulative += n;
-                w.sample_with(&bucket, &set, &[("le", le)], cumulative as f64);
-            }
-            w.sample_with(&sum, &set, &[], h.sum_seconds);
-            w.sample_with(&count, &set, &[], h.count as f64);
+            w.boundary();
         }
-        w.boundary();
     }
 }
 
