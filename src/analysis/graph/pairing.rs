@@ -114,7 +114,10 @@ impl Tombstones {
 
     fn insert(&mut self, fp: u64, now: UnixNanos, ttl: u64, cap: usize) {
         if now.saturating_sub(self.since) >= ttl || self.current.len() >= cap {
-            self.previous = std::mem::take(&mut self.current);
+            // The generation dropped lends its table to the new one: no table is grown
+            // from empty (rehashing all the way) at every turn, nor a fresh one mapped.
+            std::mem::swap(&mut self.previous, &mut self.current);
+            self.current.clear();
             self.since = now;
         }
         self.current.insert(fp);
@@ -551,5 +554,35 @@ mod shrink_tests {
         assert_eq!(shrink_target(0, 4 * FIFO_SLACK + 1), Some(2 * FIFO_SLACK));
         assert_eq!(shrink_target(5_000, 20_000), None);
         assert_eq!(shrink_target(5_000, 20_001), Some(10_000));
+    }
+}
+
+#[cfg(test)]
+mod tombstone_tests {
+    use super::Tombstones;
+
+    #[test]
+    fn generations_turn_over_at_the_ttl_or_the_cap_and_reuse_their_tables() {
+        let (ttl, cap) = (10, 1_000);
+        let mut t = Tombstones::default();
+        for fp in 0..1_000u64 {
+            t.insert(fp, 0, ttl, cap);
+        }
+        // Full: the next one turns the generations over, keeping the first 1,000.
+        t.insert(5_000, 1, ttl, cap);
+        assert!(t.contains(0) && t.contains(999) && t.contains(5_000));
+        for fp in 5_001..6_000u64 {
+            t.insert(fp, 1, ttl, cap);
+        }
+        let tables = t.current.capacity() + t.previous.capacity();
+        // Another turn forgets the first generation; its table takes the new fingerprints.
+        t.insert(9_000, 2, ttl, cap);
+        t.insert(9_001, 2, ttl, cap);
+        assert!(!t.contains(0) && t.contains(5_000) && t.contains(9_001));
+        assert_eq!(t.len(), 1_000 + 2);
+        assert_eq!(t.current.capacity() + t.previous.capacity(), tables);
+        // The TTL turns them over too.
+        t.insert(9_002, 2 + ttl, ttl, cap);
+        assert!(!t.contains(5_000) && t.contains(9_001) && t.contains(9_002));
     }
 }
