@@ -1,6 +1,7 @@
 //! Criterion bench of the per-version state's hot path: `record_spans` per span for
 //! realistic 512-span batches spread over a fleet of 30,000 series, and a worst case where
-//! every span has its own resource. Run: `cargo bench --bench state`.
+//! every span has its own resource; and reading and writing a closed slot's frozen
+//! histogram. Run: `cargo bench --bench state`.
 
 #[path = "state/fixture.rs"]
 mod fixture;
@@ -100,5 +101,36 @@ fn bench_record(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_record);
+/// Reading a closed slot back (what every window sum does per slot): a 10 s slot of a
+/// thin stream and a busy minute's, at the load generator's latency (log-normal, median
+/// 3.3 ms).
+fn bench_frozen(c: &mut Criterion) {
+    use rand_distr::{Distribution, LogNormal};
+    use verdict::analysis::histogram::LatencyHistogram;
+    let d = LogNormal::new(15.0, 0.6).expect("valid parameters");
+    let mut rng = SmallRng::seed_from_u64(7);
+    let mut g = c.benchmark_group("frozen_slot");
+    for n in [200usize, 3_000] {
+        let mut h = LatencyHistogram::new();
+        for _ in 0..n {
+            h.record(d.sample(&mut rng) as u64);
+        }
+        let frozen = h.freeze();
+        let mut acc = LatencyHistogram::new();
+        acc.merge(&h);
+        g.throughput(Throughput::Elements(h.buckets().count() as u64));
+        g.bench_function(format!("merge_{n}_samples"), |b| {
+            b.iter(|| {
+                acc.reset();
+                acc.merge_frozen(black_box(&frozen));
+            })
+        });
+        g.bench_function(format!("freeze_{n}_samples"), |b| {
+            b.iter(|| black_box(&h).freeze())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_record, bench_frozen);
 criterion_main!(benches);

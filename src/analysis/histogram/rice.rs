@@ -112,6 +112,10 @@ fn mask(bits: u32) -> u64 {
 #[inline]
 fn peek(bytes: &[u8], at: usize) -> u64 {
     let start = at / 8;
+    if let Some(word) = bytes.get(start..start + 8) {
+        let word: [u8; 8] = word.try_into().unwrap_or([0; 8]);
+        return u64::from_le_bytes(word) >> (at % 8);
+    }
     let mut word = [0u8; 8];
     let avail = bytes.len().saturating_sub(start).min(8);
     word[..avail].copy_from_slice(&bytes[start..start + avail]);
