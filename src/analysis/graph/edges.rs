@@ -174,7 +174,7 @@ impl EdgeState {
 }
 
 /// Extends `edges` to `len` slots, growing its room by half and never past `most` (ids
-/// stay below the cap plus the overflow edge): edge states are stored inline (about 800
+/// stay below the cap plus the overflow edge): edge states are stored inline (about 770
 /// bytes), so a doubling vector would keep up to a cap's worth of empty room.
 fn grow_capped(edges: &mut Vec<Option<Edge>>, len: usize, most: usize) {
     if len > edges.capacity() {

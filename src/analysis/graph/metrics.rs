@@ -130,7 +130,7 @@ fn histograms(
                 let failed = [("failed", if failed == 1 { "true" } else { "false" })];
                 let set = format!("{set},{}", label_set(&failed));
                 let mut cumulative = 0;
-                for (n, le) in h.buckets.iter().zip(&le) {
+                for (n, le) in h.buckets().zip(&le) {
                     cumulative += n;
                     w.sample_with(&bucket, &set, &[("le", le)], cumulative as f64);
                 }
