@@ -18,8 +18,9 @@ impl LatencyHistogram {
     }
 
     /// Appends the [`FrozenHistogram`] encoding of the populated buckets to `bytes` (the
-    /// count is not written: it is the sum of the buckets), in whichever of the two count
-    /// layouts is smaller. Read back with [`frozen_buckets`].
+    /// count is not written: it is the sum of the buckets), in whichever count layout is
+    /// smallest (varints, nibbles, or one of the Rice codes). Read back with
+    /// [`frozen_buckets`].
     pub fn freeze_into(&self, bytes: &mut Vec<u8>) {
         self.freeze_as(bytes, None);
     }

@@ -116,7 +116,7 @@ fn frozen_counts_take_the_smallest_layout_and_read_back() {
 }
 
 #[test]
-fn a_full_slots_counts_take_a_half_to_two_thirds_of_a_byte_each() {
+fn slots_of_the_loads_latency_take_fewer_bytes_as_rice_codes() {
     // The load generator's latency (log-normal, median 3.3 ms): bytes per populated bucket
     // as a slot fills, against the varint-or-nibble layouts alone.
     use rand::prelude::*;
