@@ -130,10 +130,8 @@ impl Exemplars {
 
     /// The ids held, newest first.
     pub fn newest_first(&self) -> impl Iterator<Item = [u8; 16]> + '_ {
-        let (len, next) = self.0.as_ref().map_or((0, 0), |r| (r.len, r.next));
-        (1..=len).map(move |back| {
-            let at = (next as usize + EXEMPLARS - back as usize) % EXEMPLARS;
-            self.0.as_ref().map_or([0; 16], |r| r.ids[at])
+        self.0.iter().flat_map(|r| {
+            (1..=r.len as usize).map(|back| r.ids[(r.next as usize + EXEMPLARS - back) % EXEMPLARS])
         })
     }
 

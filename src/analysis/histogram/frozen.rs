@@ -144,9 +144,9 @@ impl Layout {
         if as_nibbles < best.0 {
             best = (as_nibbles, Layout::Nibbles);
         }
-        let mut bits = vec![0usize; MAX_K as usize + 1];
+        let mut bits = [0usize; MAX_K as usize + 1];
         for form in [Form::Raw, Form::Delta] {
-            let mut size = vec![0usize; MAX_K as usize + 1];
+            let mut size = [0usize; MAX_K as usize + 1];
             let mut at = 0;
             for &len in lens {
                 bits.fill(0);
