@@ -186,6 +186,11 @@ impl crate::telemetry::ExportMetrics for Judge {
             .flat_map(|s| s.versions.values())
             .flat_map(|v| v.streams.values())
             .fold((0, 0), |(n, b), s| (n + 1, b + s.memory_bytes()));
+        let bytes = bytes
+            + st.services
+                .values()
+                .map(|s| s.thresholds.heap_bytes())
+                .sum::<usize>();
         w.family(
             "verdict_judge_streams",
             PromType::Gauge,
@@ -195,7 +200,7 @@ impl crate::telemetry::ExportMetrics for Judge {
         w.family(
             "verdict_judge_streams_memory_bytes",
             PromType::Gauge,
-            "Estimated bytes held by the streams (tick counts and 5-minute histories).",
+            "Estimated bytes held by the streams (tick counts, 5-minute histories) and their thresholds.",
         );
         w.sample("verdict_judge_streams_memory_bytes", &[], bytes as f64);
         let tests: usize = st

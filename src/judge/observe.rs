@@ -19,10 +19,7 @@ fn track<'a>(
     cfg: &JudgeConfig,
     (env, service, version): (&Name, &Name, &Name),
     now: UnixNanos,
-) -> Option<(
-    &'a HashMap<StreamKey, track::Thresholds>,
-    &'a mut VersionTrack,
-)> {
+) -> Option<(&'a track::ThresholdTable, &'a mut VersionTrack)> {
     use std::collections::hash_map::Entry;
     let services_full = services.len() >= cfg.max_services;
     let svc = match services.entry((env.clone(), service.clone())) {
@@ -59,7 +56,7 @@ fn track<'a>(
 /// versions of a large fleet do not: their thresholds are not even looked up).
 fn count(
     vt: &mut VersionTrack,
-    thresholds: &HashMap<StreamKey, track::Thresholds>,
+    thresholds: &track::ThresholdTable,
     overflow: &mut u64,
     (key, o): (StreamKey, Obs),
     cap: usize,
@@ -67,7 +64,7 @@ fn count(
 ) {
     if vt.keeps_streams {
         let th = thresholds.get(&key);
-        if vt.observe(key, o, th, cap, now) {
+        if vt.observe(key, o, th.as_ref(), cap, now) {
             *overflow += 1;
         }
     }
@@ -131,7 +128,7 @@ impl State {
                 };
                 (o, c.at)
             });
-            self.overflow += vt.observe_many(key, obs, th, cap);
+            self.overflow += vt.observe_many(key, obs, th.as_ref(), cap);
         }
     }
 

@@ -130,7 +130,7 @@ impl Tombstones {
 
 /// Hasher for values that already are uniform 64-bit hashes (the fingerprints).
 #[derive(Default)]
-pub(super) struct Prehashed(u64);
+pub struct Prehashed(u64);
 
 impl std::hash::Hasher for Prehashed {
     fn finish(&self) -> u64 {

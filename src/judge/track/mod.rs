@@ -7,8 +7,10 @@ pub use super::stream::{Counts, Stream, StreamKey, Thresholds, MAXQ, SLOTS, SLOT
 use crate::model::{Name, UnixNanos};
 use ahash::AHashMap as HashMap;
 pub use streams::Streams;
+pub use thresholds::ThresholdTable;
 
 mod streams;
+mod thresholds;
 
 /// Name of the stratum that collects operations beyond the cap.
 pub const OTHER: &str = "_other";
@@ -200,7 +202,7 @@ pub struct ServiceTrack {
     pub versions: HashMap<Name, VersionTrack>,
     /// The running version: the baseline of new deployments.
     pub stable: Option<Name>,
-    pub thresholds: HashMap<StreamKey, Thresholds>,
+    pub thresholds: ThresholdTable,
     /// The stable version the thresholds were last computed from in full.
     pub thresholds_of: Option<Name>,
     /// Whether that full pass was made while a deployment of the service was live.
@@ -262,9 +264,13 @@ impl ServiceTrack {
             return;
         }
         let recent_from = (now / SLOT_NS).saturating_sub(6);
+        // Entries are written in place; a full pass drops those it did not write.
+        let table = &mut self.thresholds;
+        if full {
+            table.begin_full(margins);
+        }
         // One buffer sums every stream's slots: it grows once instead of per stream.
         let mut sum = Counts::default();
-        let mut out = HashMap::new();
         for (k, s) in stable.streams.iter_mut() {
             // A thin stream without new data would fail again (its history only loses
             // requests), so it is skipped in full passes too; a thin one has no threshold.
@@ -272,15 +278,13 @@ impl ServiceTrack {
                 continue;
             }
             if let Some(th) = threshold_of(s, recent_from, &mut sum, quantiles, margins) {
-                out.insert(k.clone(), th);
+                table.insert(k, &th.base[..th.len]);
             }
         }
         if full {
-            self.thresholds = out;
+            table.end_full();
             self.thresholds_of = self.stable.clone();
             self.thresholds_live = live;
-        } else {
-            self.thresholds.extend(out);
         }
     }
 }
