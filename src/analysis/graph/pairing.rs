@@ -4,7 +4,7 @@
 //! item cap (when full, the oldest entry is expired early, exactly as at its TTL, and
 //! counted). Keys are held as one keyed 64-bit fingerprint, computed once per span and
 //! used by the map, its expiry queue and the tombstones. A completed key leaves the store
-//! at once and is remembered as its fingerprint for one to two TTLs (see [`Tombstones`]),
+//! at once and is remembered as its fingerprint for one to one and a half TTLs (see [`Tombstones`]),
 //! so a retried copy of either span is recognised as a duplicate instead of counted twice;
 //! waiting spans alone fill the store.
 
@@ -95,36 +95,48 @@ struct Shard {
     done: Tombstones,
 }
 
-/// Fingerprints of completed keys, in two generations: the current one takes new
-/// fingerprints until it is one TTL old or holds `cap`, then becomes the previous one
-/// (dropping the one before). A fingerprint is thus remembered for at least one TTL unless
-/// more than `cap` keys of the shard complete within it, in at most 2 x `cap` x ~9 bytes
-/// (a pair costs one 8-byte slot, not a map entry and a queue entry).
+/// Fingerprints of completed keys, in three generations: the current one, a hash set,
+/// takes new fingerprints until it is half a TTL old or holds half of `cap`, then is
+/// sorted into a vector and becomes the newer of two older ones (dropping the oldest). A
+/// fingerprint is thus remembered for at least one TTL unless more than `cap` keys of the
+/// shard complete within it, in at most about 9 bytes per key of the current generation
+/// and 8 per key of the older ones (a pair costs one slot, not a map entry and a queue
+/// entry). Older generations are read by binary search: only a span that finds no
+/// waiting partner looks there.
 #[derive(Default)]
 struct Tombstones {
     current: hashbrown::HashSet<u64, std::hash::BuildHasherDefault<Prehashed>>,
-    previous: hashbrown::HashSet<u64, std::hash::BuildHasherDefault<Prehashed>>,
+    /// Sorted; the newer first.
+    older: [Box<[u64]>; 2],
     since: UnixNanos,
 }
 
 impl Tombstones {
     fn contains(&self, fp: u64) -> bool {
-        self.current.contains(&fp) || self.previous.contains(&fp)
+        self.current.contains(&fp) || self.older.iter().any(|g| g.binary_search(&fp).is_ok())
     }
 
     fn insert(&mut self, fp: u64, now: UnixNanos, ttl: u64, cap: usize) {
-        if now.saturating_sub(self.since) >= ttl || self.current.len() >= cap {
-            // The generation dropped lends its table to the new one: no table is grown
-            // from empty (rehashing all the way) at every turn, nor a fresh one mapped.
-            std::mem::swap(&mut self.previous, &mut self.current);
-            self.current.clear();
+        if now.saturating_sub(self.since) >= ttl / 2 || self.current.len() >= (cap / 2).max(1) {
+            // The current table keeps its room for the next generation: no table is grown
+            // from empty (rehashing all the way) at every turn.
+            let mut sorted: Vec<u64> = self.current.drain().collect();
+            sorted.sort_unstable();
+            self.older.swap(0, 1);
+            self.older[0] = sorted.into_boxed_slice();
             self.since = now;
         }
         self.current.insert(fp);
     }
 
     fn len(&self) -> usize {
-        self.current.len() + self.previous.len()
+        self.current.len() + self.older.iter().map(|g| g.len()).sum::<usize>()
+    }
+
+    /// Heap bytes: the current table and the older generations.
+    fn heap_bytes(&self) -> usize {
+        crate::telemetry::memory::hash_table_bytes(self.current.capacity(), 8)
+            + self.older.iter().map(|g| g.len() * 8).sum::<usize>()
     }
 }
 
@@ -202,8 +214,7 @@ impl PairingStore {
                 table(s.map.capacity(), std::mem::size_of::<(u64, Slot)>())
                     + peers
                     + s.fifo.capacity() * std::mem::size_of::<(u64, UnixNanos)>()
-                    + table(s.done.current.capacity(), 8)
-                    + table(s.done.previous.capacity(), 8)
+                    + s.done.heap_bytes()
             })
             .sum()
     }
@@ -375,10 +386,12 @@ impl PairingStore {
             // room a burst left.
             let Shard { map, fifo, .. } = shard;
             fifo.retain(|(k, at)| map.get(k).is_some_and(|s| s.expires == *at));
-            if let Some(c) = shrink_target(fifo.len(), fifo.capacity()) {
+            if let Some(c) = shrink_target(fifo.len(), fifo.capacity(), FIFO_SLACK) {
                 fifo.shrink_to(c);
             }
-            if let Some(c) = shrink_target(map.len(), map.capacity()) {
+            // The map holds only waiting spans (a few per shard once pairs complete within
+            // their batches): it keeps no room for the queue's slack.
+            if let Some(c) = shrink_target(map.len(), map.capacity(), MAP_FLOOR) {
                 map.shrink_to(c);
             }
         }
@@ -510,10 +523,14 @@ enum Partner {
     None,
 }
 
-/// The capacity a queue or map holding `len` entries shrinks to when its `capacity` is
-/// more than four times what it needs (room a burst left), none otherwise.
-fn shrink_target(len: usize, capacity: usize) -> Option<usize> {
-    let need = len.max(FIFO_SLACK);
+/// Waiting spans a shard's map keeps room for, at least.
+const MAP_FLOOR: usize = 64;
+
+/// The capacity a queue or map holding `len` entries (needing room for `floor` at least)
+/// shrinks to when its `capacity` is more than four times what it needs (room a burst
+/// left), none otherwise.
+fn shrink_target(len: usize, capacity: usize, floor: usize) -> Option<usize> {
+    let need = len.max(floor);
     (capacity > 4 * need).then_some(2 * need)
 }
 
@@ -545,15 +562,21 @@ pub fn entry_bytes() -> usize {
 
 #[cfg(test)]
 mod shrink_tests {
-    use super::{shrink_target, FIFO_SLACK};
+    use super::{shrink_target, FIFO_SLACK, MAP_FLOOR};
 
     #[test]
     fn shrinks_only_past_four_times_the_need_and_keeps_twice_it() {
-        // Small stores need room for FIFO_SLACK entries whatever they hold.
-        assert_eq!(shrink_target(0, 4 * FIFO_SLACK), None);
-        assert_eq!(shrink_target(0, 4 * FIFO_SLACK + 1), Some(2 * FIFO_SLACK));
-        assert_eq!(shrink_target(5_000, 20_000), None);
-        assert_eq!(shrink_target(5_000, 20_001), Some(10_000));
+        // A small queue needs room for FIFO_SLACK entries whatever it holds, a map for
+        // MAP_FLOOR.
+        assert_eq!(shrink_target(0, 4 * FIFO_SLACK, FIFO_SLACK), None);
+        assert_eq!(
+            shrink_target(0, 4 * FIFO_SLACK + 1, FIFO_SLACK),
+            Some(2 * FIFO_SLACK)
+        );
+        assert_eq!(shrink_target(5_000, 20_000, FIFO_SLACK), None);
+        assert_eq!(shrink_target(5_000, 20_001, FIFO_SLACK), Some(10_000));
+        assert_eq!(shrink_target(70, 4 * FIFO_SLACK, MAP_FLOOR), Some(140));
+        assert_eq!(shrink_target(10, 4 * MAP_FLOOR, MAP_FLOOR), None);
     }
 }
 
@@ -562,27 +585,37 @@ mod tombstone_tests {
     use super::Tombstones;
 
     #[test]
-    fn generations_turn_over_at_the_ttl_or_the_cap_and_reuse_their_tables() {
+    fn generations_turn_over_at_half_the_ttl_or_half_the_cap_and_keep_their_table() {
         let (ttl, cap) = (10, 1_000);
         let mut t = Tombstones::default();
-        for fp in 0..1_000u64 {
+        for fp in (0..500u64).rev() {
             t.insert(fp, 0, ttl, cap);
         }
-        // Full: the next one turns the generations over, keeping the first 1,000.
+        // Half full: the next one turns the generations over, the first 500 sorted.
         t.insert(5_000, 1, ttl, cap);
-        assert!(t.contains(0) && t.contains(999) && t.contains(5_000));
-        for fp in 5_001..6_000u64 {
+        assert!(t.contains(0) && t.contains(499) && t.contains(5_000) && !t.contains(500));
+        assert!(t.older[0].windows(2).all(|w| w[0] < w[1]));
+        for fp in 5_001..5_500u64 {
             t.insert(fp, 1, ttl, cap);
         }
-        let tables = t.current.capacity() + t.previous.capacity();
-        // Another turn forgets the first generation; its table takes the new fingerprints.
+        let table = t.current.capacity();
         t.insert(9_000, 2, ttl, cap);
-        t.insert(9_001, 2, ttl, cap);
-        assert!(!t.contains(0) && t.contains(5_000) && t.contains(9_001));
-        assert_eq!(t.len(), 1_000 + 2);
-        assert_eq!(t.current.capacity() + t.previous.capacity(), tables);
-        // The TTL turns them over too.
-        t.insert(9_002, 2 + ttl, ttl, cap);
-        assert!(!t.contains(5_000) && t.contains(9_001) && t.contains(9_002));
+        assert!(t.contains(0) && t.contains(5_000) && t.contains(9_000));
+        assert_eq!(t.len(), 500 + 500 + 1);
+        // A third turn forgets the first generation; the table takes the new fingerprints.
+        for fp in 9_001..9_500u64 {
+            t.insert(fp, 2, ttl, cap);
+        }
+        t.insert(9_500, 2, ttl, cap);
+        assert!(!t.contains(0) && t.contains(5_000) && t.contains(9_001) && t.contains(9_500));
+        assert_eq!(t.len(), 500 + 500 + 1);
+        assert_eq!(t.current.capacity(), table);
+        let current = crate::telemetry::memory::hash_table_bytes(table, 8);
+        assert_eq!(t.heap_bytes(), current + 1_000 * 8);
+        // Half the TTL turns them over too: a fingerprint lives through two turns at least.
+        t.insert(9_600, 2 + ttl / 2, ttl, cap);
+        assert!(!t.contains(5_000) && t.contains(9_001) && t.contains(9_500));
+        t.insert(9_700, 2 + ttl, ttl, cap);
+        assert!(!t.contains(9_001) && t.contains(9_500) && t.contains(9_600));
     }
 }
