@@ -16,6 +16,7 @@ pub mod pairing;
 pub mod runs;
 pub mod snapshot;
 pub mod thinning;
+mod tombstones;
 
 pub use runs::{EdgeRun, EdgeRuns, EdgeSample};
 pub use snapshot::{EdgeView, GraphSnapshot, NodeView, Quantiles};
